@@ -1,0 +1,52 @@
+"""DjangoConnector: opens physical connections the way Django's own backend does.
+
+The pool engine calls a connector to open, check, reset and close connections. This base
+class opens them with the stock backend's ``get_new_connection`` on a private *template*
+wrapper (never a thread's own wrapper), so every driver option Django supports keeps
+working. Vendor subclasses add the cheap checks: ping, reset, is_disconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger("django_dataflow.pool")
+
+
+class DjangoConnector:
+    def __init__(self, open_physical_connection: Any, conn_params: dict[str, Any]) -> None:
+        # open_physical_connection is the stock backend's bound get_new_connection.
+        self._open = open_physical_connection
+        self._conn_params = conn_params
+
+    def connect(self) -> Any:
+        return self._open(self._conn_params)
+
+    def ping(self, connection: Any) -> bool:
+        raise NotImplementedError
+
+    def reset(self, connection: Any) -> bool:
+        raise NotImplementedError
+
+    def close(self, connection: Any) -> None:
+        connection.close()
+
+    def is_disconnect(self, error: BaseException, connection: Any) -> bool:
+        """Did ``error`` (raised while using ``connection``) mean the connection is gone?"""
+        return False
+
+    def forget_after_fork(self, connection: Any) -> None:
+        """Point the inherited socket at /dev/null in the child, so that whatever the
+        driver does with it later (a QUIT or Terminate message when the object is
+        finalized) cannot reach the server and end the parent's session."""
+        try:
+            fd = connection.fileno()
+        except Exception:
+            return
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)

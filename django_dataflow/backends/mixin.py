@@ -1,0 +1,275 @@
+"""PooledDatabaseWrapperMixin: the only glue between the pool and Django's connection
+lifecycle.
+
+Django opens a connection with ``connect()`` → ``get_new_connection()`` and, with
+``CONN_MAX_AGE = 0``, closes it at the end of every request with ``close()`` →
+``_close()``. The mixin turns the first into a checkout and the second into a checkin:
+
+* ``get_new_connection`` checks a connection out of the pool for this alias and these
+  effective connection parameters (so a changed NAME reaches another pool);
+* ``connect`` runs Django's per-connection setup (autocommit, ``init_connection_state``,
+  ``connection_created``) once per *physical* connection; a reused connection only gets
+  its autocommit mode restored;
+* ``_close`` returns the connection; a connection closed inside an atomic block is really
+  closed, exactly as Django does without a pool, because Django keeps using it until the
+  block exits;
+* errors that mean "the server is gone" mark the connection for disposal and make the
+  pool check its siblings before their next use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import weakref
+from typing import Any
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
+from django.db.backends.signals import connection_created
+from django.db.utils import DatabaseErrorWrapper
+from django.utils.asyncio import async_unsafe
+from django.utils.functional import cached_property
+
+from django_dataflow.backends.connector import DjangoConnector
+from django_dataflow.errors import PoolClosed, PoolTimeout
+from django_dataflow.options import resolve_pool_options
+from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
+
+logger = logging.getLogger("django_dataflow.pool")
+
+NO_DB_ALIAS = "__no_db__"  # Django's alias for its maintenance connections
+
+
+class Lease:
+    """What a wrapper holds while it has a pooled connection checked out."""
+
+    __slots__ = ("pool", "record", "token")
+
+    def __init__(self) -> None:
+        self.pool: ConnectionPool | None = None
+        self.record: Any = None
+        self.token = 0
+
+    def clear(self) -> None:
+        self.pool = None
+        self.record = None
+        self.token = 0
+
+
+def _return_lease_of_collected_wrapper(lease: Lease) -> None:
+    # weakref.finalize callback: the wrapper was garbage-collected while holding a
+    # connection. Runs inside the garbage collector, so it must not take the pool's lock.
+    if lease.record is not None and lease.pool is not None and lease.pool.pid == os.getpid():
+        lease.pool.return_later(lease.record, lease.token)
+    lease.clear()
+
+
+def freeze(value: Any) -> Any:
+    """A hashable, order-independent form of (nested) connection parameters."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(key), freeze(item)) for key, item in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(item) for item in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(freeze(item) for item in value)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
+    """Django's error translator, plus: a disconnect-class error condemns the connection."""
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if exc_type is not None:
+            self.wrapper._dataflow_note_error(exc_value)
+        return super().__exit__(exc_type, exc_value, traceback)
+
+
+class PooledDatabaseWrapperMixin:
+    """Mix in front of a Django ``DatabaseWrapper`` to pool its connections."""
+
+    connector_class: type[DjangoConnector] = DjangoConnector
+
+    def __init__(self, settings_dict: dict[str, Any], alias: str = DEFAULT_DB_ALIAS) -> None:
+        super().__init__(settings_dict, alias)
+        self.dataflow_options = resolve_pool_options(alias, self.vendor, settings_dict)
+        self._dataflow_lease = Lease()
+        # (parameters snapshot, pool) of the last checkout: skips the pool lookup when
+        # nothing changed, which is every request in production.
+        self._dataflow_last: tuple[Any, ConnectionPool] | None = None
+        finalizer = weakref.finalize(self, _return_lease_of_collected_wrapper, self._dataflow_lease)
+        finalizer.atexit = False
+
+    # -- which connections are pooled ------------------------------------------------
+
+    def dataflow_uses_pool(self) -> bool:
+        """Django's maintenance connections (``__no_db__``) are never pooled; vendors
+        may refuse more (SQLite in-memory databases)."""
+        return self.alias != NO_DB_ALIAS
+
+    # -- checkout ------------------------------------------------------------------------
+
+    @async_unsafe
+    def connect(self) -> None:
+        if not self.dataflow_uses_pool():
+            return super().connect()
+        # Django's BaseDatabaseWrapper.connect(), with the per-physical-connection setup
+        # run only when the pooled connection is new.
+        self.check_settings()
+        self.in_atomic_block = False
+        self.savepoint_ids = []
+        self.atomic_blocks = []
+        self.needs_rollback = False
+        self.health_check_enabled = self.settings_dict["CONN_HEALTH_CHECKS"]
+        max_age = self.settings_dict["CONN_MAX_AGE"]
+        self.close_at = None if max_age is None else time.monotonic() + max_age
+        self.closed_in_transaction = False
+        self.errors_occurred = False
+        self.health_check_done = True
+        conn_params = self.get_connection_params()
+        self.connection = self.get_new_connection(conn_params)
+        record = self._dataflow_lease.record
+        try:
+            self.set_autocommit(self.settings_dict["AUTOCOMMIT"])
+            if not record.setup_done:
+                self.init_connection_state()
+                connection_created.send(sender=self.__class__, connection=self)
+                record.setup_done = True
+        except BaseException:
+            # A connection whose setup failed is not lent again.
+            self._dataflow_release(discard_reason="setup_failed")
+            self.connection = None
+            raise
+        self.run_on_commit = []
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        if not self.dataflow_uses_pool():
+            return super().get_new_connection(conn_params)
+        pool = self._dataflow_pool_for(conn_params)
+        try:
+            record = pool.checkout()
+        except PoolTimeoutError as error:
+            raise PoolTimeout(str(error)) from None
+        except PoolClosedError as error:
+            raise PoolClosed(str(error)) from None
+        if self.allow_thread_sharing:
+            record.holder = None  # shared on purpose: never reclaimed as abandoned
+        lease = self._dataflow_lease
+        lease.pool = pool
+        lease.record = record
+        lease.token = record.lease
+        return record.connection
+
+    def _dataflow_pool_for(self, conn_params: dict[str, Any]) -> ConnectionPool:
+        snapshot = (
+            conn_params,
+            self.dataflow_options,
+            dict(self.settings_dict["OPTIONS"]),
+            self.timezone_name,
+            settings.USE_TZ,
+            os.getpid(),
+        )
+        last = self._dataflow_last
+        if last is not None and last[0] == snapshot and not last[1].closed:
+            return last[1]
+        fingerprint = freeze(snapshot[:5])
+        pool = registry.get_or_create_pool(self.alias, fingerprint, self._dataflow_new_pool)
+        self._dataflow_last = (snapshot, pool)
+        return pool
+
+    def _dataflow_new_pool(self) -> ConnectionPool:
+        # A private wrapper opens the physical connections: the stock backend's
+        # get_new_connection may set attributes on the wrapper it runs on.
+        template = self.__class__(
+            {**self.settings_dict, "OPTIONS": dict(self.settings_dict["OPTIONS"])}, self.alias
+        )
+        # get_connection_params() also sets attributes the stock connect relies on
+        # (SQLite's init_commands, for one).
+        template_params = template.get_connection_params()
+        open_physical = super(PooledDatabaseWrapperMixin, template).get_new_connection
+        options = self.dataflow_options
+        return ConnectionPool(
+            self.connector_class(open_physical, template_params),
+            name=self.alias,
+            pool_size=options["pool_size"],
+            max_overflow=options["pool_max_overflow"],
+            timeout=options["pool_timeout"],
+            recycle=options["pool_recycle"],
+            pre_ping=options["pool_pre_ping"],
+            pre_ping_bypass=options["pool_pre_ping_bypass"],
+            overflow_idle_timeout=options["pool_overflow_idle_timeout"],
+            target=str(self.settings_dict["NAME"]),
+        )
+
+    # -- checkin -------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        if self._dataflow_lease.record is None:
+            return super()._close()
+        # Closed inside an atomic block, Django keeps the connection object until the
+        # block exits: it must be really closed, not handed to another borrower.
+        reason = "closed_in_transaction" if self.in_atomic_block else None
+        with self.wrap_database_errors:
+            self._dataflow_release(discard_reason=reason)
+
+    def _dataflow_release(self, discard_reason: str | None = None) -> None:
+        lease = self._dataflow_lease
+        pool, record, token = lease.pool, lease.record, lease.token
+        lease.clear()
+        if pool is None or pool.pid != os.getpid():
+            return  # inherited from the parent process: neither ours to return nor to close
+        pool.checkin(record, token, discard_reason=discard_reason)
+
+    # -- errors --------------------------------------------------------------------------
+
+    @cached_property
+    def wrap_database_errors(self) -> DatabaseErrorWrapper:
+        return _PoolAwareErrorWrapper(self)
+
+    def _dataflow_note_error(self, error: BaseException) -> None:
+        lease = self._dataflow_lease
+        if lease.record is None:
+            return
+        if lease.pool.connector.is_disconnect(error, lease.record.connection):
+            logger.info("A connection of %r was lost (%s); discarding it.", self.alias, error)
+            lease.record.invalidate("disconnect")
+            lease.pool.invalidate_older_connections()
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def inc_thread_sharing(self) -> None:
+        super().inc_thread_sharing()
+        record = self._dataflow_lease.record
+        if record is not None:
+            record.holder = None  # shared on purpose: never reclaimed as abandoned
+
+    @property
+    def dataflow_record(self) -> Any:
+        """The pool's record of the connection this wrapper holds, or None."""
+        return self._dataflow_lease.record
+
+
+def _detach_inherited_connections() -> None:
+    """``os.fork()`` hook, run in the child: the forking thread's wrappers may hold
+    connections of the parent. Forget them without closing; Django opens new ones."""
+    try:
+        from django.db import connections
+
+        wrappers = connections.all(initialized_only=True)
+    except Exception:
+        return
+    for wrapper in wrappers:
+        lease = getattr(wrapper, "_dataflow_lease", None)
+        if lease is not None and lease.record is not None:
+            lease.clear()
+            wrapper.connection = None
+            wrapper._dataflow_last = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_detach_inherited_connections)

@@ -1,0 +1,1 @@
+"""Pooled MySQL / MariaDB backend (mysqlclient): ``ENGINE = "django_dataflow.backends.mysql"``."""

@@ -1,0 +1,93 @@
+"""What the pool needs to know about mysqlclient connections.
+
+mysqlclient does not expose whether a transaction is open. MariaDB Connector/C does
+(``mariadb_get_infov(..., MARIADB_CONNECTION_SERVER_STATUS, ...)``, the status flags the
+server sends with every reply), so with it reset costs no round trip unless a
+transaction is open. Built against another client library, reset rolls back every time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import MySQLdb
+
+from django_dataflow.backends.connector import DjangoConnector
+
+logger = logging.getLogger("django_dataflow.pool")
+
+# Server status flags (mysql_com.h).
+SERVER_STATUS_IN_TRANS = 0x0001
+SERVER_MORE_RESULTS_EXISTS = 0x0008
+# enum mariadb_value in MariaDB Connector/C's mysql.h.
+MARIADB_CONNECTION_SERVER_STATUS = 30
+
+# Client errors and server errors that mean the session is gone.
+DISCONNECT_ERRORS = frozenset(
+    {
+        1053,  # ER_SERVER_SHUTDOWN
+        1927,  # ER_CONNECTION_KILLED (MariaDB)
+        2006,  # CR_SERVER_GONE_ERROR
+        2013,  # CR_SERVER_LOST
+        2055,  # CR_SERVER_LOST_EXTENDED
+        4031,  # ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
+    }
+)
+
+
+def _server_status_reader() -> Callable[[Any], int | None] | None:
+    """A function returning a connection's server status flags, or None if the client
+    library cannot tell."""
+    try:
+        library = ctypes.CDLL(ctypes.util.find_library("mariadb") or "libmariadb.so.3")
+        get_info = library.mariadb_get_infov
+    except (OSError, AttributeError):
+        return None
+    get_info.restype = ctypes.c_char
+    get_info.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+    capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    capsule_pointer.restype = ctypes.c_void_p
+    capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+    def read(connection: Any) -> int | None:
+        native = capsule_pointer(
+            connection._get_native_connection(), b"_mysql.connection.native_connection"
+        )
+        status = ctypes.c_uint()
+        if get_info(native, MARIADB_CONNECTION_SERVER_STATUS, ctypes.byref(status)) != b"\x00":
+            return None
+        return status.value
+
+    return read
+
+
+read_server_status = _server_status_reader()
+
+
+class MySQLConnector(DjangoConnector):
+    def ping(self, connection: Any) -> bool:
+        connection.ping()  # raises if the server is gone
+        return True
+
+    def reset(self, connection: Any) -> bool:
+        status = read_server_status(connection) if read_server_status else None
+        if status is None:
+            connection.rollback()  # cannot tell: always clean up
+            return True
+        if status & SERVER_MORE_RESULTS_EXISTS:
+            return False  # returned mid-query
+        if status & SERVER_STATUS_IN_TRANS:
+            connection.rollback()
+        return True
+
+    def is_disconnect(self, error: BaseException, connection: Any) -> bool:
+        cause = error.__cause__ if error.__cause__ is not None else error
+        return (
+            isinstance(cause, MySQLdb.OperationalError)
+            and bool(cause.args)
+            and cause.args[0] in DISCONNECT_ERRORS
+        )

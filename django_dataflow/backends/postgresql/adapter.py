@@ -1,0 +1,47 @@
+"""What the pool needs to know about psycopg 3 connections.
+
+psycopg tracks the server's transaction status on the client, so reset costs no round
+trip unless a transaction is really open; the ping is an empty query, the cheapest
+round trip the protocol has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import pq
+
+from django_dataflow.backends.connector import DjangoConnector
+
+IDLE = pq.TransactionStatus.IDLE
+IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
+class PostgreSQLConnector(DjangoConnector):
+    def connect(self) -> Any:
+        connection = super().connect()
+        # What reset restores if a borrower changed it (a client-side attribute).
+        self.isolation_level = connection.isolation_level
+        return connection
+
+    def ping(self, connection: Any) -> bool:
+        if connection.closed or connection.broken:
+            return False
+        # Straight to libpq: an empty query never opens a transaction.
+        result = connection.pgconn.exec_(b"")
+        return result.status == pq.ExecStatus.EMPTY_QUERY
+
+    def reset(self, connection: Any) -> bool:
+        if connection.closed or connection.broken:
+            return False
+        status = connection.info.transaction_status
+        if status in IN_TRANSACTION:
+            connection.rollback()
+        elif status != IDLE:
+            return False  # ACTIVE (returned mid-query) or UNKNOWN (broken)
+        if connection.isolation_level != self.isolation_level:
+            connection.isolation_level = self.isolation_level
+        return True
+
+    def is_disconnect(self, error: BaseException, connection: Any) -> bool:
+        return bool(connection is not None and (connection.closed or connection.broken))

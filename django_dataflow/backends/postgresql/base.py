@@ -1,0 +1,36 @@
+"""DatabaseWrapper for the pooled PostgreSQL backend.
+
+Everything is Django's PostgreSQL backend except connection opening and closing, which
+go through the pool (see ``django_dataflow.backends.mixin``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.backends.postgresql import base as django_postgresql
+from django.db.backends.postgresql.creation import DatabaseCreation as DjangoCreation
+
+from django_dataflow.backends.creation import PooledCreationMixin
+from django_dataflow.backends.mixin import PooledDatabaseWrapperMixin
+from django_dataflow.backends.postgresql.adapter import PostgreSQLConnector
+
+
+class DatabaseCreation(PooledCreationMixin, DjangoCreation):
+    pass
+
+
+class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrapper):
+    connector_class = PostgreSQLConnector
+    creation_class = DatabaseCreation
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        connection = super().get_new_connection(conn_params)
+        if self.dataflow_uses_pool():
+            # Django sets this while opening a physical connection; a reused one was
+            # opened by another wrapper, so read it back from the connection.
+            level = connection.isolation_level
+            self.isolation_level = (
+                django_postgresql.IsolationLevel.READ_COMMITTED if level is None else level
+            )
+        return connection

@@ -1,0 +1,1 @@
+"""Pooled SQLite backend: ``ENGINE = "django_dataflow.backends.sqlite3"``."""

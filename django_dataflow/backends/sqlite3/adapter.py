@@ -1,0 +1,31 @@
+"""What the pool needs to know about sqlite3 connections.
+
+SQLite connections never "disconnect"; the pool mostly saves the cost of opening the
+file and running Django's per-connection setup (functions, PRAGMAs).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from django_dataflow.backends.connector import DjangoConnector
+
+
+class SQLiteConnector(DjangoConnector):
+    def ping(self, connection: Any) -> bool:
+        try:
+            connection.execute("SELECT 1")
+        except sqlite3.ProgrammingError:  # closed
+            return False
+        return True
+
+    def reset(self, connection: Any) -> bool:
+        if connection.in_transaction:
+            connection.rollback()
+        return True
+
+    def forget_after_fork(self, connection: Any) -> None:
+        # Not a socket: nothing to redirect. The registry keeps the object alive, so
+        # the child never closes the parent's file handle.
+        pass

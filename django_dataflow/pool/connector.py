@@ -1,0 +1,33 @@
+"""What the pool needs to know about one kind of physical connection.
+
+A connector opens, checks, cleans and closes DB-API connections. The pool calls it
+outside its lock, so a slow server never blocks other borrowers' bookkeeping.
+Vendor connectors live in ``django_dataflow.backends.<vendor>.adapter``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Connector(Protocol):
+    def connect(self) -> Any:
+        """Open and fully set up one physical connection."""
+
+    def ping(self, connection: Any) -> bool:
+        """Return True if the connection answers; the cheapest native liveness check."""
+
+    def reset(self, connection: Any) -> bool:
+        """Make the connection clean for the next borrower.
+
+        Roll back an open or aborted transaction; return False if the connection is
+        broken or busy (mid-query) and must be discarded. In the common case (idle,
+        autocommit) this must not cost a round trip.
+        """
+
+    def close(self, connection: Any) -> None:
+        """Close the connection, swallowing errors: it is being thrown away."""
+
+    def forget_after_fork(self, connection: Any) -> None:
+        """In a forked child: make sure this inherited connection is never used or
+        closed in a way that would disturb the parent (e.g. a QUIT sent on its socket)."""

@@ -1,0 +1,493 @@
+"""ConnectionPool: checkout, checkin, overflow, waiters, recycle, pre-ping, invalidation.
+
+How it stays correct and cheap:
+
+* One lock guards only bookkeeping (counts, the idle stack, the waiter queue). Opening,
+  pinging, resetting and closing connections happen outside it, so a hanging server
+  never blocks other borrowers.
+* The connection limit is counted *before* connecting: a borrower reserves a slot under
+  the lock, then connects. A failed connect gives the slot back.
+* Waiters queue in arrival order. A returned connection, or a freed slot, is handed
+  straight to the oldest waiter under the lock, so a waiter that times out either got
+  a grant (and uses it) or removes itself from the queue: nothing is lost in between.
+* Idle connections form a stack (last returned, first reused): hot connections stay hot
+  and surplus connections sink to the bottom, where the housekeeper closes overflow
+  connections that idled longer than ``overflow_idle_timeout``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from django_dataflow.pool.connector import Connector
+from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
+from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.stats import PoolStats
+
+logger = logging.getLogger("django_dataflow.pool")
+
+# Grants a waiter can receive besides a connection record.
+_MAY_CONNECT = "may-connect"  # a slot was reserved for the waiter: it opens a new connection
+_POOL_CLOSED = "pool-closed"
+
+# Recycle deadlines are spread over the last 2.5 % of the lifetime (as HikariCP does) so
+# connections opened together do not all expire together.
+RECYCLE_JITTER = 0.025
+
+
+class _Waiter:
+    __slots__ = ("event", "grant", "since", "thread")
+
+    def __init__(self, thread: threading.Thread, since: float) -> None:
+        self.event = threading.Event()
+        self.grant: Any = None
+        self.thread = thread
+        self.since = since
+
+
+class ConnectionPool:
+    """A pool of physical connections made by ``connector``.
+
+    ``pool_size`` connections are kept open once made; up to ``max_overflow`` more are
+    opened under load and closed again after idling ``overflow_idle_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        name: str = "default",
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        timeout: float = 30.0,
+        recycle: float | None = None,
+        pre_ping: bool = True,
+        pre_ping_bypass: float = 0.5,
+        overflow_idle_timeout: float = 30.0,
+        target: str = "",
+    ) -> None:
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+        if max_overflow < 0:
+            raise ValueError("max_overflow must not be negative")
+        self.name = name
+        # What the connections lead to (a database name), for messages and for closing
+        # every pool on a database before it is dropped.
+        self.target = target
+        self.connector = connector
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        self.max_connections = pool_size + max_overflow
+        self.timeout = timeout
+        self.recycle = recycle or None
+        self.pre_ping = pre_ping
+        self.pre_ping_bypass = pre_ping_bypass
+        self.overflow_idle_timeout = overflow_idle_timeout
+
+        self._lock = threading.Lock()
+        self._idle: deque[ConnectionRecord] = deque()
+        self._out: set[ConnectionRecord] = set()
+        self._waiters: deque[_Waiter] = deque()
+        # Physical connections open or being opened: the number held against the limit.
+        self._total = 0
+        self._generation = 0
+        self._leases = itertools.count(1)
+        self._closed = False
+        # Checkouts whose borrower vanished (garbage-collected without closing); they are
+        # returned by the next housekeeping pass, never from inside a finalizer.
+        self._orphans: deque[tuple[ConnectionRecord, int]] = deque()
+        self.pid = os.getpid()
+        self.stats = PoolStats()
+
+    # -- borrowing -------------------------------------------------------------------
+
+    def checkout(self, timeout: float | None = None) -> ConnectionRecord:
+        """Lend a ready connection to the calling thread.
+
+        Raises PoolTimeoutError when none is free within ``timeout`` seconds (the pool's
+        default when None), and any error of the connector when a new connection fails.
+        """
+        started = time.monotonic()
+        thread = threading.current_thread()
+        abandoned: list[tuple[ConnectionRecord, int]] = []
+        with self._lock:
+            if self._closed:
+                raise PoolClosedError(f"The connection pool {self.name!r} is closed.")
+            if self._idle and not self._waiters:
+                grant: Any = self._idle.pop()
+                self._lend(grant, thread, started)
+            elif self._total < self.max_connections:
+                self._total += 1
+                grant = _MAY_CONNECT
+            else:
+                abandoned = self._claim_abandoned(thread)
+                waiter = _Waiter(thread, started)
+                self._waiters.append(waiter)
+                grant = None
+        if abandoned:
+            self._return_abandoned(abandoned)
+        if grant is None:
+            self._return_orphans()
+            grant = self._wait_for_grant(
+                waiter, started, self.timeout if timeout is None else timeout
+            )
+        if grant is _MAY_CONNECT:
+            return self._open_for(thread)
+        return self._make_ready(grant, thread)
+
+    def checkin(
+        self, record: ConnectionRecord, lease: int, *, discard_reason: str | None = None
+    ) -> None:
+        """Take a connection back from the borrower holding checkout ``lease``.
+
+        A stale lease (already returned, or reclaimed from a dead thread) is ignored. The
+        connection is reset, then handed to the oldest waiter or kept idle; it is closed
+        instead when ``discard_reason`` is given, it was invalidated, it expired, or the
+        reset failed.
+        """
+        if record.lease != lease:
+            return
+        reason = discard_reason or record.invalidated
+        if reason is None:
+            if self._closed:
+                reason = "pool_closed"
+            elif record.recycle_at is not None and time.monotonic() >= record.recycle_at:
+                reason = "recycle"
+            elif not self._reset(record):
+                reason = "reset_failed"
+        with self._lock:
+            if record.lease != lease:
+                return
+            self._out.discard(record)
+            record.lease = 0
+            record.holder = None
+            self.stats.counters["checkins"] += 1
+            if reason is None:
+                now = time.monotonic()
+                record.idle_since = now
+                if self._waiters:
+                    waiter = self._waiters.popleft()
+                    self._lend(record, waiter.thread, now)
+                    waiter.grant = record
+                    waiter.event.set()
+                else:
+                    self._idle.append(record)
+                return
+            self._forget(record, reason)
+        self._close_quietly(record)
+
+    def invalidate_older_connections(self) -> None:
+        """Make every connection opened so far be pinged before its next use.
+
+        Called when one connection died of a disconnect: its siblings may be dead too
+        (a server restart), but each is checked rather than dropped blindly.
+        """
+        with self._lock:
+            self._generation += 1
+
+    # -- internals of checkout -------------------------------------------------------
+
+    def _lend(self, record: ConnectionRecord, thread: threading.Thread, now: float) -> None:
+        # Under the lock.
+        record.lease = next(self._leases)
+        record.holder = thread
+        record.last_checkout_at = now
+        record.times_checked_out += 1
+        self._out.add(record)
+        self.stats.counters["checkouts"] += 1
+
+    def _wait_for_grant(self, waiter: _Waiter, started: float, timeout: float) -> Any:
+        waiter.event.wait(max(0.0, started + timeout - time.monotonic()))
+        with self._lock:
+            grant = waiter.grant
+            waited = time.monotonic() - started
+            self.stats.record_wait(waited)
+            if grant is None:
+                # Nothing was handed over: leave the queue. (Anything handed over before
+                # we took the lock is in ``grant`` and gets used, so nothing is lost.)
+                self._waiters.remove(waiter)
+                self.stats.counters["timeouts"] += 1
+                message = self._timeout_message(waited)
+        if grant is None:
+            logger.warning("%s", message)
+            raise PoolTimeoutError(message)
+        if grant is _POOL_CLOSED:
+            raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
+        return grant
+
+    def _timeout_message(self, waited: float) -> str:
+        # Under the lock.
+        return (
+            f"Timed out after {waited:.2f}s waiting for a connection from the pool of "
+            f"database {self.name!r}: {len(self._out)} of {self.max_connections} connections "
+            f"checked out (pool_size={self.pool_size} + pool_max_overflow="
+            f"{self.max_overflow}), {len(self._waiters)} other requests waiting. Raise "
+            f"pool_size / pool_max_overflow, or return connections sooner."
+        )
+
+    def _make_ready(self, record: ConnectionRecord, thread: threading.Thread) -> ConnectionRecord:
+        """Check an idle connection before lending it; replace it if it is unfit."""
+        reason = record.invalidated
+        now = time.monotonic()
+        if reason is None and record.recycle_at is not None and now >= record.recycle_at:
+            reason = "recycle"
+        if reason is None and (
+            record.generation != self._generation
+            or (self.pre_ping and now - record.idle_since > self.pre_ping_bypass)
+        ):
+            if self._ping(record):
+                record.generation = self._generation
+            else:
+                reason = "pre_ping"
+        if reason is None:
+            return record
+        # Replace it, keeping the reserved slot for the new connection.
+        with self._lock:
+            self._out.discard(record)
+            record.lease = 0
+            self.stats.record_invalidation(reason)
+            if reason == "recycle":
+                self.stats.counters["recycled"] += 1
+            elif reason == "pre_ping":
+                self.stats.counters["pre_ping_failures"] += 1
+                # One dead connection often means a restarted server: check the others.
+                self._generation += 1
+        logger.debug("Replacing a connection of %r (%s).", self.name, reason)
+        self._close_quietly(record)
+        return self._open_for(thread)
+
+    def _ping(self, record: ConnectionRecord) -> bool:
+        try:
+            return bool(self.connector.ping(record.connection))
+        except Exception:
+            return False
+
+    def _open_for(self, thread: threading.Thread) -> ConnectionRecord:
+        """Open a new connection in a slot already reserved for the caller."""
+        try:
+            connection = self.connector.connect()
+        except BaseException:
+            with self._lock:
+                self._total -= 1
+                self.stats.counters["connection_errors"] += 1
+                self._grant_free_slot()
+            raise
+        record = ConnectionRecord(
+            connection, generation=self._generation, recycle_at=self._recycle_deadline()
+        )
+        with self._lock:
+            self.stats.counters["connections_created"] += 1
+            if self._closed:
+                self._total -= 1
+                closed = True
+            else:
+                self._lend(record, thread, time.monotonic())
+                closed = False
+        if closed:
+            self._close_quietly(record)
+            raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
+        logger.debug("Opened a new connection for %r (%d open).", self.name, self._total)
+        return record
+
+    def _recycle_deadline(self) -> float | None:
+        if not self.recycle:
+            return None
+        lifetime = self.recycle * (1.0 - random.random() * RECYCLE_JITTER)
+        return time.monotonic() + lifetime
+
+    # -- internals of checkin --------------------------------------------------------
+
+    def _reset(self, record: ConnectionRecord) -> bool:
+        try:
+            return bool(self.connector.reset(record.connection))
+        except Exception:
+            return False
+
+    def _forget(self, record: ConnectionRecord, reason: str) -> None:
+        # Under the lock: the connection leaves the pool for good; its slot is freed.
+        self._total -= 1
+        self.stats.record_invalidation(reason)
+        if reason == "recycle":
+            self.stats.counters["recycled"] += 1
+        self._grant_free_slot()
+
+    def _grant_free_slot(self) -> None:
+        # Under the lock: give a freed slot to the oldest waiter, who will connect.
+        if self._waiters and self._total < self.max_connections:
+            waiter = self._waiters.popleft()
+            self._total += 1
+            waiter.grant = _MAY_CONNECT
+            waiter.event.set()
+
+    def _close_quietly(self, record: ConnectionRecord) -> None:
+        try:
+            self.connector.close(record.connection)
+        except Exception:  # it is being thrown away; nothing useful to do
+            logger.debug("Error closing a connection of %r.", self.name, exc_info=True)
+        with self._lock:
+            self.stats.counters["connections_closed"] += 1
+
+    # -- dead borrowers --------------------------------------------------------------
+
+    def _claim_abandoned(self, claimer: threading.Thread) -> list[tuple[ConnectionRecord, int]]:
+        """Under the lock: find connections held by threads that have ended.
+
+        The claimer becomes their holder so no other thread reclaims them too.
+        """
+        abandoned = [
+            (record, record.lease)
+            for record in self._out
+            if record.holder is not None and not record.holder.is_alive()
+        ]
+        for record, _lease in abandoned:
+            record.holder = claimer
+        return abandoned
+
+    def _return_abandoned(self, abandoned: list[tuple[ConnectionRecord, int]]) -> None:
+        for record, lease in abandoned:
+            logger.warning(
+                "A thread ended without returning its connection to the pool of %r; "
+                "the connection was reclaimed. Close connections when a thread is done "
+                "(django.db.connection.close()).",
+                self.name,
+            )
+            with self._lock:
+                self.stats.counters["reclaimed_from_dead_threads"] += 1
+            self.checkin(record, lease)
+
+    def return_later(self, record: ConnectionRecord, lease: int) -> None:
+        """Queue a checkout for return by the housekeeper.
+
+        Safe to call from a garbage-collection finalizer: it takes no lock (appending to
+        a deque is atomic), so it cannot deadlock with a thread inside the pool.
+        """
+        self._orphans.append((record, lease))
+
+    def _return_orphans(self) -> None:
+        while True:
+            try:
+                record, lease = self._orphans.popleft()
+            except IndexError:
+                return
+            self.checkin(record, lease)
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Periodic work: close expired idle connections and overflow connections that
+        idled too long, and reclaim connections of threads that ended."""
+        self._return_orphans()
+        now = time.monotonic()
+        expired: list[tuple[ConnectionRecord, str]] = []
+        with self._lock:
+            if self._closed:
+                return
+            for record in list(self._idle):
+                if record.invalidated or (
+                    record.recycle_at is not None and now >= record.recycle_at
+                ):
+                    self._idle.remove(record)
+                    expired.append((record, record.invalidated or "recycle"))
+            while (
+                self._idle
+                and self._total - len(expired) > self.pool_size
+                and now - self._idle[0].idle_since >= self.overflow_idle_timeout
+            ):
+                expired.append((self._idle.popleft(), "overflow_idle"))
+            for record, reason in expired:
+                self._forget(record, reason)
+            abandoned = self._claim_abandoned(threading.current_thread())
+        for record, reason in expired:
+            logger.debug("Closing an idle connection of %r (%s).", self.name, reason)
+            self._close_quietly(record)
+        if abandoned:
+            self._return_abandoned(abandoned)
+
+    def close(self) -> None:
+        """Close idle connections now and the others as they come back; refuse new
+        checkouts."""
+        with self._lock:
+            self._closed = True
+            idle = list(self._idle)
+            self._idle.clear()
+            self._total -= len(idle)
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.grant = _POOL_CLOSED
+                waiter.event.set()
+        for record in idle:
+            self._close_quietly(record)
+
+    def forget_after_fork(self) -> list[Any]:
+        """In a forked child: drop every connection without closing it (they belong to
+        the parent) and return them, so the caller can keep them from being finalized."""
+        # The lock may have been held by a thread that does not exist in the child.
+        self._lock = threading.Lock()
+        records = [*self._idle, *self._out]
+        inherited = [record.connection for record in records]
+        for record in records:
+            record.lease = 0  # any later checkin of these is stale and ignored
+        for connection in inherited:
+            try:
+                self.connector.forget_after_fork(connection)
+            except Exception:
+                logger.debug("Could not detach an inherited connection.", exc_info=True)
+        self._idle.clear()
+        self._out.clear()
+        self._waiters.clear()
+        self._total = 0
+        self._closed = True
+        return inherited
+
+    # -- introspection ---------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def checked_out_records(self) -> list[ConnectionRecord]:
+        with self._lock:
+            return list(self._out)
+
+    def get_stats(self) -> dict[str, Any]:
+        """A consistent snapshot of gauges and counters, in the guide's vocabulary."""
+        now = time.monotonic()
+        with self._lock:
+            checked_out = len(self._out)
+            idle = len(self._idle)
+            total = self._total
+            waiting = len(self._waiters)
+            maxwait = now - self._waiters[0].since if waiting else 0.0
+            counters = dict(self.stats.counters)
+            invalidated_by_reason = dict(self.stats.invalidated_by_reason)
+            wait_time_avg = self.stats.wait_time_avg()
+            wait_time_max = self.stats.wait_time_max
+        overflow = max(0, total - self.pool_size)
+        return {
+            "pool_size": self.pool_size,
+            "size": self.pool_size,
+            "overflow_max": self.max_overflow,
+            "max_connections": self.max_connections,
+            "total": total,
+            "checked_out": checked_out,
+            "active_connections": checked_out,
+            "idle_connections": idle,
+            "overflow": overflow,
+            "overflow_connections": overflow,
+            "wait_queue": waiting,
+            "maxwait": maxwait,
+            "wait_time_avg": wait_time_avg,
+            "wait_time_max": wait_time_max,
+            "invalidated_by_reason": invalidated_by_reason,
+            **counters,
+        }
+
+    def __repr__(self) -> str:
+        return f"<ConnectionPool {self.name!r} {self._total}/{self.max_connections} open>"

@@ -1,0 +1,80 @@
+"""ConnectionRecord: the life of one physical connection inside a pool.
+
+A record outlives every checkout of its connection. Its ``info`` dict is the place for
+per-connection state that hooks want to keep (as SQLAlchemy's ``connection_record.info``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+
+class ConnectionRecord:
+    """One physical connection and what the pool knows about it.
+
+    Times are ``time.monotonic()`` values unless the name says ``wall``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "connection",
+        "created_at",
+        "created_wall",
+        "generation",
+        "holder",
+        "idle_since",
+        "info",
+        "invalidated",
+        "last_checkout_at",
+        "lease",
+        "recycle_at",
+        "setup_done",
+        "times_checked_out",
+    )
+
+    def __init__(self, connection: Any, *, generation: int, recycle_at: float | None) -> None:
+        now = time.monotonic()
+        self.connection = connection
+        self.created_at = now
+        self.created_wall = time.time()
+        self.generation = generation
+        self.recycle_at = recycle_at
+        self.info: dict[str, Any] = {}
+        # Set while checked out: a number identifying this checkout, and the thread
+        # that holds it (None when the holder shares it across threads on purpose).
+        self.lease = 0
+        self.holder: threading.Thread | None = None
+        self.last_checkout_at: float | None = None
+        self.idle_since = now
+        self.times_checked_out = 0
+        # Why the connection must not be reused (a reason string), or None.
+        self.invalidated: str | None = None
+        # For the owner of the pool: has per-physical-connection setup run?
+        self.setup_done = False
+
+    @property
+    def age(self) -> float:
+        """Seconds since the physical connection was opened."""
+        return time.monotonic() - self.created_at
+
+    @property
+    def checked_out(self) -> bool:
+        return self.lease != 0
+
+    @property
+    def checked_out_for(self) -> float:
+        """Seconds since the current checkout began (0 if idle)."""
+        if not self.lease or self.last_checkout_at is None:
+            return 0.0
+        return time.monotonic() - self.last_checkout_at
+
+    def invalidate(self, reason: str = "manual") -> None:
+        """Mark the connection so it is closed instead of reused when it comes back."""
+        if self.invalidated is None:
+            self.invalidated = reason
+
+    def __repr__(self) -> str:
+        state = "out" if self.lease else "idle"
+        return f"<ConnectionRecord {state} age={self.age:.1f}s gen={self.generation}>"

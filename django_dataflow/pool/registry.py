@@ -1,0 +1,139 @@
+"""The process-wide table of pools, its housekeeper thread, and fork safety.
+
+A pool belongs to one process and one set of connection parameters, so pools are keyed
+by ``(alias, fingerprint of the effective parameters, pid)``. Changing NAME (test
+databases, ``override_settings``) reaches a different pool, and a forked child never
+sees its parent's pools: at fork the child drops them *without closing* their
+connections (closing would end the parent's sessions) and keeps the objects alive so
+no finalizer touches them later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from django_dataflow.pool.pool import ConnectionPool
+
+logger = logging.getLogger("django_dataflow.pool")
+
+PoolKey = tuple[str, Hashable, int]
+
+_lock = threading.Lock()
+_pools: dict[PoolKey, ConnectionPool] = {}
+# Connections inherited from the parent process: held forever, never used or closed.
+_inherited_connections: list[Any] = []
+
+
+def get_or_create_pool(
+    alias: str, fingerprint: Hashable, factory: Callable[[], ConnectionPool]
+) -> ConnectionPool:
+    """Return the open pool for ``alias`` and these parameters in this process, creating
+    it with ``factory()`` the first time."""
+    key = (alias, fingerprint, os.getpid())
+    pool = _pools.get(key)
+    if pool is not None and not pool.closed:
+        return pool
+    with _lock:
+        pool = _pools.get(key)
+        if pool is None or pool.closed:
+            pool = factory()
+            _pools[key] = pool
+            _housekeeper.watch(pool)
+            logger.debug("Created a connection pool for %r.", alias)
+        return pool
+
+
+def all_pools(alias: str | None = None) -> list[ConnectionPool]:
+    """Open pools of this process, optionally only those of one alias."""
+    pid = os.getpid()
+    with _lock:
+        return [
+            pool
+            for (pool_alias, _fp, pool_pid), pool in _pools.items()
+            if pool_pid == pid and not pool.closed and (alias is None or pool_alias == alias)
+        ]
+
+
+def close_pools(predicate: Callable[[PoolKey, ConnectionPool], bool] | None = None) -> int:
+    """Close (and forget) the pools of this process for which ``predicate(key, pool)``
+    is true, or all of them. Returns how many were closed."""
+    pid = os.getpid()
+    with _lock:
+        chosen = [
+            (key, pool)
+            for key, pool in _pools.items()
+            if key[2] == pid and (predicate is None or predicate(key, pool))
+        ]
+        for key, _pool in chosen:
+            del _pools[key]
+    for _key, pool in chosen:
+        pool.close()
+    return len(chosen)
+
+
+def _forget_pools_in_child() -> None:
+    """``os.fork()`` hook, run in the child: the parent's pools are not ours."""
+    global _lock
+    _lock = threading.Lock()
+    for pool in list(_pools.values()):
+        _inherited_connections.extend(pool.forget_after_fork())
+    _pools.clear()
+    _housekeeper.after_fork()
+
+
+class _Housekeeper:
+    """One daemon thread per process that calls ``maintain()`` on every live pool.
+
+    It holds pools through weak references, so a pool nobody uses can be collected.
+    """
+
+    interval = 1.0
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def watch(self, pool: ConnectionPool) -> None:
+        self._pools.add(pool)
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="django-dataflow-housekeeper", daemon=True
+            )
+            self._thread.start()
+
+    def pools(self) -> Iterable[ConnectionPool]:
+        return list(self._pools)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            for pool in self.pools():
+                try:
+                    pool.maintain()
+                except Exception:
+                    logger.exception("Housekeeping of pool %r failed.", pool.name)
+
+    def run_once(self) -> None:
+        """Maintain every pool now, in the calling thread (for tests and commands)."""
+        for pool in self.pools():
+            pool.maintain()
+
+    def after_fork(self) -> None:
+        # Threads do not survive fork: a new one starts with the child's first pool.
+        self._pools = weakref.WeakSet()
+        self._thread = None
+        self._wake = threading.Event()
+
+
+_housekeeper = _Housekeeper()
+run_housekeeping = _housekeeper.run_once
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)

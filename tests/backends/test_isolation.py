@@ -1,0 +1,169 @@
+"""A pool belongs to one process, one set of parameters, and its borrowers' threads."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+
+import pytest
+from django.db import connection, connections
+from django.db.backends.postgresql import base as django_postgresql
+
+from django_dataflow.backends.creation import close_pools_on_database
+from django_dataflow.pool import registry
+from tests.backends.helpers import admin_cursor, backend_pid, make_wrapper, session_alive
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def current_database(wrapper):
+    if wrapper.vendor == "sqlite":
+        with wrapper.cursor() as cursor:
+            cursor.execute("PRAGMA database_list")
+            return next(row[2] for row in cursor.fetchall() if row[1] == "main")
+    sql = "SELECT current_database()" if wrapper.vendor == "postgresql" else "SELECT DATABASE()"
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def second_database(vendor, tmp_path):
+    if vendor == "sqlite":
+        yield str(tmp_path / "second.sqlite3")
+        return
+    name = "dataflow_second"
+    with admin_cursor(vendor) as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield name
+    close_pools_on_database(name)
+    with admin_cursor(vendor) as cursor:
+        # Fails on PostgreSQL if a pooled connection were still open on it.
+        cursor.execute(f"DROP DATABASE {name}")
+
+
+def test_a_changed_name_reaches_a_new_pool(second_database):
+    wrapper = make_wrapper()
+    first_name = current_database(wrapper)
+    first_pool = wrapper._dataflow_last[1]
+    wrapper.close()
+    wrapper.settings_dict["NAME"] = second_database
+    assert current_database(wrapper) == second_database
+    assert wrapper._dataflow_last[1] is not first_pool
+    wrapper.close()
+    assert first_name != second_database
+
+
+def test_a_query_before_test_database_creation_does_not_pin_the_old_database(
+    second_database,
+):
+    # What Django's native pool gets wrong: the pool was made for the configured NAME
+    # before the test runner switched NAME; later checkouts must follow the new NAME.
+    wrapper = make_wrapper()
+    wrapper.settings_dict["NAME"] = second_database
+    current_database(wrapper)
+    wrapper.close()
+    wrapper.settings_dict["NAME"] = connections["default"].settings_dict["NAME"]
+    expected = connections["default"].settings_dict["NAME"]
+    assert current_database(wrapper) == expected
+    assert "test_" in expected
+    wrapper.close()
+
+
+def test_pools_on_a_database_are_closed_before_it_is_dropped(second_database):
+    wrapper = make_wrapper()
+    wrapper.settings_dict["NAME"] = second_database
+    current_database(wrapper)
+    wrapper.close()
+    assert close_pools_on_database(second_database) == 1
+    assert not [p for p in registry.all_pools() if p.target == second_database]
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(vendor):
+    parent_pid = backend_pid(connection)  # checked out while forking
+    parent_raw = connection.connection
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            assert connection.connection is None, "the child must not inherit the lease"
+            child_pid = backend_pid(connections["default"])
+            connections.close_all()
+            registry.close_pools()
+            # Finalize the inherited connection objects, as interpreter exit would.
+            del parent_raw
+            registry._inherited_connections.clear()
+            gc.collect()
+            os.write(write_end, str(child_pid).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    reported = os.read(read_end, 100).decode()
+    os.close(read_end)
+    _, status = os.waitpid(child, 0)
+    assert status == 0 and reported
+    if vendor != "sqlite":
+        assert int(reported) != parent_pid
+        assert session_alive(parent_pid, vendor)
+    assert connection.connection is parent_raw
+    assert backend_pid(connection) == parent_pid  # the parent's connection still works
+    connection.close()
+
+
+def test_a_thread_that_ends_without_closing_gives_its_connection_back():
+    options = {"pool_size": 1, "pool_max_overflow": 0, "pool_timeout": 3}
+    keep_alive = []  # the wrapper is not garbage-collected: only thread death counts
+
+    def leak():
+        wrapper = make_wrapper(**options)
+        keep_alive.append((wrapper, backend_pid(wrapper)))
+
+    thread = threading.Thread(target=leak)
+    thread.start()
+    thread.join()
+    survivor = make_wrapper(**options)
+    assert backend_pid(survivor) == keep_alive[0][1]  # reclaimed, not a new connection
+    assert survivor._dataflow_last[1].get_stats()["reclaimed_from_dead_threads"] == 1
+    survivor.close()
+
+
+def test_a_garbage_collected_wrapper_gives_its_connection_back():
+    options = {"pool_size": 1, "pool_max_overflow": 0, "pool_timeout": 3}
+    lost = make_wrapper(**options)
+    lost.ensure_connection()
+    pool = lost._dataflow_last[1]
+    del lost
+    gc.collect()
+    survivor = make_wrapper(**options)
+    survivor.ensure_connection()
+    assert pool.get_stats()["connections_created"] == 1
+    survivor.close()
+
+
+def test_sqlite_in_memory_databases_keep_djangos_single_connection(vendor):
+    if vendor != "sqlite":
+        pytest.skip("SQLite only")
+    wrapper = make_wrapper()
+    wrapper.settings_dict["NAME"] = ":memory:"
+    assert not wrapper.dataflow_uses_pool()
+    with wrapper.cursor() as cursor:
+        cursor.execute("CREATE TABLE kept (x)")
+    wrapper.close()  # Django ignores close() on an in-memory database
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM kept")
+        assert cursor.fetchone() == (0,)
+    assert wrapper._dataflow_last is None
+
+
+def test_djangos_own_postgresql_pool_names_are_not_shadowed():
+    from django_dataflow.backends.mixin import PooledDatabaseWrapperMixin
+    from django_dataflow.backends.postgresql.base import DatabaseWrapper
+
+    for name in ("pool", "_connection_pools", "close_pool"):
+        assert name not in vars(PooledDatabaseWrapperMixin)
+        assert name not in vars(DatabaseWrapper)
+        assert getattr(DatabaseWrapper, name) is getattr(django_postgresql.DatabaseWrapper, name)

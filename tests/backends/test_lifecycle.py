@@ -1,0 +1,232 @@
+"""Django's connection lifecycle through the pool, on the server of this run."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import request_finished, request_started
+from django.db import OperationalError, connection, connections
+from django.db.backends.signals import connection_created
+
+from django_dataflow import PoolTimeout
+from tests.backends.helpers import backend_pid, make_wrapper
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wrapper_class():
+    return type(connections["default"])
+
+
+def run_request(query: str = "SELECT 1"):
+    request_started.send(sender=None)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetchone()
+    finally:
+        request_finished.send(sender=None)
+
+
+def test_each_request_returns_its_connection_and_the_next_reuses_it():
+    request_started.send(sender=None)
+    first = backend_pid()
+    request_finished.send(sender=None)
+    assert connection.connection is None, "request_finished must return the connection"
+    before = connection._dataflow_last[1].get_stats()
+    request_started.send(sender=None)
+    second = backend_pid()
+    request_finished.send(sender=None)
+    assert first == second
+    after = connection._dataflow_last[1].get_stats()
+    assert after["connections_created"] == before["connections_created"]
+    assert after["checkouts"] == before["checkouts"] + 1
+    assert after["checked_out"] == 0
+
+
+def test_the_test_database_is_used_not_the_configured_one(vendor):
+    if vendor == "sqlite":
+        assert "test_tests" in connection.settings_dict["NAME"]
+        return
+    sql = "SELECT current_database()" if vendor == "postgresql" else "SELECT DATABASE()"
+    assert run_request(sql)[0].startswith("test_")
+
+
+def test_physical_setup_and_connection_created_run_once_per_physical_connection():
+    created = []
+
+    def receiver(sender, connection, **kwargs):
+        created.append(connection.connection)
+
+    connection_created.connect(receiver)
+    try:
+        run_request()
+        created_before = connection._dataflow_last[1].get_stats()["connections_created"]
+        for _ in range(5):
+            run_request()
+    finally:
+        connection_created.disconnect(receiver)
+    stats = connection._dataflow_last[1].get_stats()
+    assert stats["connections_created"] == created_before
+    assert len(created) <= 1  # only if the first request opened a new connection
+
+
+def test_a_failing_setup_discards_the_new_connection():
+    def explode(sender, connection, **kwargs):
+        raise RuntimeError("setup failed")
+
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
+    connection_created.connect(explode)
+    try:
+        with pytest.raises(RuntimeError):
+            wrapper.ensure_connection()
+    finally:
+        connection_created.disconnect(explode)
+    assert wrapper.connection is None
+    wrapper.ensure_connection()  # the slot was given back
+    stats = wrapper._dataflow_last[1].get_stats()
+    assert stats["invalidated_by_reason"] == {"setup_failed": 1}
+    assert stats["total"] == 1
+    wrapper.close()
+
+
+def test_pool_timeout_is_an_operational_error_naming_the_alias_and_counts():
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0, pool_timeout=0.3)
+    holder = make_wrapper(pool_size=1, pool_max_overflow=0, pool_timeout=0.3)
+    holder.ensure_connection()
+    try:
+        with pytest.raises(PoolTimeout) as raised:
+            wrapper.ensure_connection()
+    finally:
+        holder.close()
+    assert isinstance(raised.value, OperationalError)
+    message = str(raised.value)
+    assert "'default'" in message
+    assert "1 of 1 connections checked out" in message
+    assert "Timed out after 0.3" in message
+
+
+def test_closing_inside_an_atomic_block_discards_the_connection():
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
+    wrapper.ensure_connection()
+    record = wrapper.dataflow_record
+    wrapper.set_autocommit(False)
+    wrapper.in_atomic_block = True
+    wrapper.close()
+    # Django keeps the object until the block exits; it must not be lent again.
+    pool = wrapper._dataflow_last[1]
+    assert pool.get_stats()["invalidated_by_reason"] == {"closed_in_transaction": 1}
+    assert record.lease == 0
+    wrapper.in_atomic_block = False
+    wrapper.connection = None
+
+
+def test_conn_max_age_with_a_pool_is_refused_with_the_reason():
+    settings_dict = {**connection.settings_dict, "CONN_MAX_AGE": 60}
+    with pytest.raises(ImproperlyConfigured, match=r"CONN_MAX_AGE=60.*pools connections"):
+        wrapper_class()(settings_dict, "default")
+
+
+def test_conn_health_checks_keep_working():
+    settings_dict = {**connection.settings_dict, "CONN_HEALTH_CHECKS": True}
+    wrapper = wrapper_class()(settings_dict, "default")
+    for _ in range(3):
+        wrapper.close_if_unusable_or_obsolete()
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        wrapper.close_if_unusable_or_obsolete()
+    assert wrapper.connection is None
+    assert wrapper._dataflow_last[1].get_stats()["connections_created"] == 1
+
+
+def test_an_aborted_transaction_does_not_leak_to_the_next_borrower(vendor):
+    from tests.testapp.models import Counter
+
+    Counter.objects.create(name="kept", value=1)
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    cursor = raw.cursor()
+    table = Counter._meta.db_table
+    if vendor == "sqlite":
+        cursor.execute("BEGIN")
+    else:
+        cursor.execute("START TRANSACTION" if vendor == "mysql" else "BEGIN")
+    cursor.execute(f"UPDATE {table} SET value = 99")
+    if vendor == "postgresql":
+        with pytest.raises(Exception):  # noqa: B017  an error aborts the transaction
+            cursor.execute("SELECT * FROM no_such_table")
+    cursor.close()
+    wrapper.close()
+    # The next borrower gets the same physical connection, clean.
+    wrapper.ensure_connection()
+    assert wrapper.connection is raw
+    with wrapper.cursor() as cursor:
+        cursor.execute(f"SELECT value FROM {table} WHERE name = 'kept'")
+        assert cursor.fetchone()[0] == 1
+    assert wrapper.get_autocommit()
+    wrapper.close()
+
+
+def test_threads_share_at_most_pool_size_plus_overflow_connections():
+    # 50 threads, 6 connections: every thread gets one eventually, none is opened extra.
+    pids = set()
+    errors = []
+    lock = threading.Lock()
+
+    def work():
+        try:
+            for _ in range(3):
+                request_started.send(sender=None)
+                with connections["default"].cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                pid = backend_pid(connections["default"])
+                with lock:
+                    pids.add(pid)
+                request_finished.send(sender=None)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    pool = wrapper_class()(connection.settings_dict, "default")
+    pool.ensure_connection()
+    stats = pool._dataflow_last[1].get_stats()
+    pool.close()
+    limit = stats["pool_size"] + stats["overflow_max"]
+    assert stats["connections_created"] <= limit
+    assert stats["checkouts"] >= 150
+
+
+def test_unknown_pool_option_names_the_nearest_valid_one():
+    settings_dict = {**connection.settings_dict, "POOL": {"pool_sise": 3}}
+    with pytest.raises(ImproperlyConfigured, match=r"'pool_sise'\. Did you mean 'pool_size'"):
+        wrapper_class()(settings_dict, "default")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("pool_size", 0, "must be >= 1"),
+        ("pool_size", "20", "must be a whole number"),
+        ("pool_size", True, "must be a whole number"),
+        ("pool_max_overflow", -1, "must be >= 0"),
+        ("pool_timeout", 0, "must be greater than 0"),
+        ("pool_pre_ping", "yes", "must be True or False"),
+        ("pool_recycle", "1h", "must be a number of seconds"),
+    ],
+)
+def test_bad_pool_values_name_the_key(key, value, expected):
+    settings_dict = {**connection.settings_dict, "POOL": {key: value}}
+    with pytest.raises(ImproperlyConfigured) as raised:
+        wrapper_class()(settings_dict, "default")
+    assert f"['POOL'][{key!r}]" in str(raised.value)
+    assert expected in str(raised.value)

@@ -1,0 +1,82 @@
+"""Test-session wiring: is the database server of this run reachable?
+
+In CI (the ``CI`` environment variable is set) an unreachable PostgreSQL or MariaDB
+fails the run. A developer without the server gets every database test skipped, with a
+message saying which server was missing and how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+START_HINTS = {
+    "postgresql": "pg_ctlcluster --skip-systemctl-redirect <version> main start",
+    "mysql": 'start-stop-daemon --start --oknodo --background --exec "$(command -v mariadbd)"',
+}
+
+
+def _server_error(vendor: str) -> str | None:
+    """None if the server of ``vendor`` answers, else the connection error."""
+    entry = settings.DATABASES["default"]
+    try:
+        if vendor == "postgresql":
+            import psycopg
+
+            psycopg.connect(
+                host=entry["HOST"],
+                port=entry["PORT"],
+                user=entry["USER"],
+                password=entry["PASSWORD"],
+                dbname="postgres",
+                connect_timeout=5,
+            ).close()
+        elif vendor == "mysql":
+            import MySQLdb
+
+            MySQLdb.connect(
+                host=entry["HOST"],
+                port=int(entry["PORT"]),
+                user=entry["USER"],
+                password=entry["PASSWORD"],
+                connect_timeout=5,
+            ).close()
+    except Exception as error:  # any failure means: not usable for this run
+        return str(error).strip() or type(error).__name__
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    vendor = getattr(settings, "DATABASE_VENDOR", "sqlite")
+    error = _server_error(vendor)
+    if error is None:
+        return
+    message = (
+        f"The {vendor} server of this test run is unreachable ({error}). "
+        f"Start it with: {START_HINTS.get(vendor, '')}"
+    )
+    if os.environ.get("CI"):
+        raise pytest.UsageError(message)
+    skip = pytest.mark.skip(reason=message)
+    for item in items:
+        if item.get_closest_marker("django_db"):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def vendor() -> str:
+    return settings.DATABASE_VENDOR
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pools():
+    """Every test starts with no pools and leaves none behind, so stats are its own."""
+    from django.db import connections
+
+    from django_dataflow.pool import registry
+
+    yield
+    connections.close_all()
+    registry.close_pools()

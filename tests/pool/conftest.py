@@ -1,0 +1,76 @@
+"""Fixtures for the pool-engine tests: a connector over real sqlite3 file connections
+that a test can slow down, break or make hang."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from django_dataflow.pool import ConnectionPool
+
+
+class SQLiteFileConnector:
+    """Opens real sqlite3 connections to one file; counts what the pool asks of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.opened = 0
+        self.closed = 0
+        self.pings = 0
+        self.fail_next_connect: Exception | None = None
+        self.connect_gate: threading.Event | None = None  # connect waits on it if set
+        self.lock = threading.Lock()
+
+    def connect(self):
+        with self.lock:
+            self.opened += 1
+            error, self.fail_next_connect = self.fail_next_connect, None
+        if self.connect_gate is not None:
+            self.connect_gate.wait()
+        if error is not None:
+            raise error
+        return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+
+    def ping(self, connection) -> bool:
+        self.pings += 1
+        try:
+            connection.execute("SELECT 1")
+        except sqlite3.ProgrammingError:
+            return False
+        return True
+
+    def reset(self, connection) -> bool:
+        if connection.in_transaction:
+            connection.rollback()
+        return True
+
+    def close(self, connection) -> None:
+        with self.lock:
+            self.closed += 1
+        connection.close()
+
+    def forget_after_fork(self, connection) -> None:
+        pass
+
+
+@pytest.fixture
+def connector(tmp_path):
+    return SQLiteFileConnector(tmp_path / "pool.sqlite3")
+
+
+@pytest.fixture
+def make_pool(connector):
+    pools = []
+
+    def make(**options) -> ConnectionPool:
+        options.setdefault("pre_ping", False)
+        pool = ConnectionPool(connector, name="test", **options)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.close()

@@ -1,0 +1,11 @@
+"""Run the test suite against mysql: `pytest --ds=tests.settings.mysql`."""
+
+from tests.settings.base import *  # noqa: F403
+from tests.settings.base import mysql_settings
+
+DATABASE_VENDOR = "mysql"
+DATABASES = {
+    "default": mysql_settings(),
+    # A second alias on the same server, for tests that need two pools.
+    "other": mysql_settings(),
+}

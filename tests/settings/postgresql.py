@@ -1,0 +1,11 @@
+"""Run the test suite against postgresql: `pytest --ds=tests.settings.postgresql`."""
+
+from tests.settings.base import *  # noqa: F403
+from tests.settings.base import postgresql_settings
+
+DATABASE_VENDOR = "postgresql"
+DATABASES = {
+    "default": postgresql_settings(),
+    # A second alias on the same server, for tests that need two pools.
+    "other": postgresql_settings(),
+}
