@@ -30,6 +30,11 @@ class DjangoConnector:
     def reset(self, connection: Any) -> bool:
         raise NotImplementedError
 
+    @staticmethod
+    def driver_autocommit(connection: Any) -> bool:
+        """The DB-API connection's own autocommit mode (no round trip)."""
+        raise NotImplementedError
+
     def close(self, connection: Any) -> None:
         connection.close()
 

@@ -81,6 +81,23 @@ def freeze(value: Any) -> Any:
     return value
 
 
+class _LastPool:
+    """The pool a wrapper used last, and the state it was chosen for."""
+
+    __slots__ = ("pid", "pool", "settings", "timezone_name", "use_tz")
+
+    def __init__(self, wrapper: Any, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.pid = registry.process.pid
+        # One level deep is enough: Django's entries nest plain dicts (OPTIONS, TEST).
+        self.settings = {
+            key: dict(value) if isinstance(value, dict) else value
+            for key, value in wrapper.settings_dict.items()
+        }
+        self.use_tz = settings.USE_TZ
+        self.timezone_name = wrapper.timezone_name
+
+
 class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
     """Django's error translator, plus: a disconnect-class error condemns the connection."""
 
@@ -99,9 +116,9 @@ class PooledDatabaseWrapperMixin:
         super().__init__(settings_dict, alias)
         self.dataflow_options = resolve_pool_options(alias, self.vendor, settings_dict)
         self._dataflow_lease = Lease()
-        # (parameters snapshot, pool) of the last checkout: skips the pool lookup when
-        # nothing changed, which is every request in production.
-        self._dataflow_last: tuple[Any, ConnectionPool] | None = None
+        # The pool of the last checkout and what it was chosen for (see
+        # _dataflow_unchanged_pool).
+        self._dataflow_last: _LastPool | None = None
         finalizer = weakref.finalize(self, _return_lease_of_collected_wrapper, self._dataflow_lease)
         finalizer.atexit = False
 
@@ -116,11 +133,15 @@ class PooledDatabaseWrapperMixin:
 
     @async_unsafe
     def connect(self) -> None:
-        if not self.dataflow_uses_pool():
-            return super().connect()
+        pool = self._dataflow_unchanged_pool()
+        if pool is None:
+            # First connection, or something that shapes the connection changed.
+            if not self.dataflow_uses_pool():
+                return super().connect()
+            self.check_settings()
+            pool = self._dataflow_pool_for(self.get_connection_params())
         # Django's BaseDatabaseWrapper.connect(), with the per-physical-connection setup
         # run only when the pooled connection is new.
-        self.check_settings()
         self.in_atomic_block = False
         self.savepoint_ids = []
         self.atomic_blocks = []
@@ -131,15 +152,16 @@ class PooledDatabaseWrapperMixin:
         self.closed_in_transaction = False
         self.errors_occurred = False
         self.health_check_done = True
-        conn_params = self.get_connection_params()
-        self.connection = self.get_new_connection(conn_params)
+        self.connection = self._dataflow_checkout(pool)
         record = self._dataflow_lease.record
         try:
-            self.set_autocommit(self.settings_dict["AUTOCOMMIT"])
             if not record.setup_done:
+                self.set_autocommit(self.settings_dict["AUTOCOMMIT"])
                 self.init_connection_state()
                 connection_created.send(sender=self.__class__, connection=self)
                 record.setup_done = True
+            else:
+                self._dataflow_restore_autocommit()
         except BaseException:
             # A connection whose setup failed is not lent again.
             self._dataflow_release(discard_reason="setup_failed")
@@ -150,36 +172,65 @@ class PooledDatabaseWrapperMixin:
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         if not self.dataflow_uses_pool():
             return super().get_new_connection(conn_params)
-        pool = self._dataflow_pool_for(conn_params)
+        return self._dataflow_checkout(self._dataflow_pool_for(conn_params))
+
+    def _dataflow_checkout(self, pool: ConnectionPool) -> Any:
         try:
             record = pool.checkout()
         except PoolTimeoutError as error:
             raise PoolTimeout(str(error)) from None
         except PoolClosedError as error:
             raise PoolClosed(str(error)) from None
-        if self.allow_thread_sharing:
+        if self._thread_sharing_count:  # (allow_thread_sharing, without its lock)
             record.holder = None  # shared on purpose: never reclaimed as abandoned
         lease = self._dataflow_lease
         lease.pool = pool
         lease.record = record
         lease.token = record.lease
+        self.dataflow_after_checkout(record.connection)
         return record.connection
 
+    def dataflow_after_checkout(self, connection: Any) -> None:
+        """Vendor hook: copy onto this wrapper what Django's stock connect would have set
+        while opening ``connection`` (which another wrapper may have opened)."""
+
+    def _dataflow_restore_autocommit(self) -> None:
+        # Django's set_autocommit() does several checks and a driver call; a pooled
+        # connection almost always comes back in the right mode already.
+        wanted = self.settings_dict["AUTOCOMMIT"]
+        if self.connector_class.driver_autocommit(self.connection) == wanted:
+            self.autocommit = wanted
+        else:
+            self.set_autocommit(wanted)
+
+    def _dataflow_unchanged_pool(self) -> ConnectionPool | None:
+        """The pool of the last checkout if nothing that shapes a connection changed
+        since: the settings entry, the time zone settings, the process. This is every
+        request in production, and it skips rebuilding the connection parameters."""
+        last = self._dataflow_last
+        if (
+            last is not None
+            and last.pid == registry.process.pid
+            and not last.pool.closed
+            and last.settings == self.settings_dict
+            and last.use_tz == settings.USE_TZ
+            and last.timezone_name == self.timezone_name
+        ):
+            return last.pool
+        return None
+
     def _dataflow_pool_for(self, conn_params: dict[str, Any]) -> ConnectionPool:
-        snapshot = (
+        # The options may have changed along with the settings entry.
+        self.dataflow_options = resolve_pool_options(self.alias, self.vendor, self.settings_dict)
+        key_parts = (
             conn_params,
             self.dataflow_options,
-            dict(self.settings_dict["OPTIONS"]),
+            self.settings_dict["OPTIONS"],
             self.timezone_name,
             settings.USE_TZ,
-            os.getpid(),
         )
-        last = self._dataflow_last
-        if last is not None and last[0] == snapshot and not last[1].closed:
-            return last[1]
-        fingerprint = freeze(snapshot[:5])
-        pool = registry.get_or_create_pool(self.alias, fingerprint, self._dataflow_new_pool)
-        self._dataflow_last = (snapshot, pool)
+        pool = registry.get_or_create_pool(self.alias, freeze(key_parts), self._dataflow_new_pool)
+        self._dataflow_last = _LastPool(self, pool)
         return pool
 
     def _dataflow_new_pool(self) -> ConnectionPool:
@@ -214,14 +265,15 @@ class PooledDatabaseWrapperMixin:
         # Closed inside an atomic block, Django keeps the connection object until the
         # block exits: it must be really closed, not handed to another borrower.
         reason = "closed_in_transaction" if self.in_atomic_block else None
-        with self.wrap_database_errors:
-            self._dataflow_release(discard_reason=reason)
+        # No error translation needed: checkin swallows driver errors (a connection that
+        # cannot be reset or closed cleanly is simply thrown away).
+        self._dataflow_release(discard_reason=reason)
 
     def _dataflow_release(self, discard_reason: str | None = None) -> None:
         lease = self._dataflow_lease
         pool, record, token = lease.pool, lease.record, lease.token
         lease.clear()
-        if pool is None or pool.pid != os.getpid():
+        if pool is None or pool.pid != registry.process.pid:
             return  # inherited from the parent process: neither ours to return nor to close
         pool.checkin(record, token, discard_reason=discard_reason)
 
@@ -247,6 +299,11 @@ class PooledDatabaseWrapperMixin:
         record = self._dataflow_lease.record
         if record is not None:
             record.holder = None  # shared on purpose: never reclaimed as abandoned
+
+    @property
+    def dataflow_pool(self) -> ConnectionPool | None:
+        """The pool this wrapper checked out from last (None before its first checkout)."""
+        return self._dataflow_last.pool if self._dataflow_last is not None else None
 
     @property
     def dataflow_record(self) -> Any:

@@ -140,7 +140,7 @@ class ConnectionPool:
             )
         if grant is _MAY_CONNECT:
             return self._open_for(thread)
-        return self._make_ready(grant, thread)
+        return self._make_ready(grant, thread, started)
 
     def checkin(
         self, record: ConnectionRecord, lease: int, *, discard_reason: str | None = None
@@ -154,11 +154,12 @@ class ConnectionPool:
         """
         if record.lease != lease:
             return
+        now = time.monotonic()
         reason = discard_reason or record.invalidated
         if reason is None:
             if self._closed:
                 reason = "pool_closed"
-            elif record.recycle_at is not None and time.monotonic() >= record.recycle_at:
+            elif record.recycle_at is not None and now >= record.recycle_at:
                 reason = "recycle"
             elif not self._reset(record):
                 reason = "reset_failed"
@@ -170,7 +171,6 @@ class ConnectionPool:
             record.holder = None
             self.stats.counters["checkins"] += 1
             if reason is None:
-                now = time.monotonic()
                 record.idle_since = now
                 if self._waiters:
                     waiter = self._waiters.popleft()
@@ -232,10 +232,11 @@ class ConnectionPool:
             f"pool_size / pool_max_overflow, or return connections sooner."
         )
 
-    def _make_ready(self, record: ConnectionRecord, thread: threading.Thread) -> ConnectionRecord:
+    def _make_ready(
+        self, record: ConnectionRecord, thread: threading.Thread, now: float
+    ) -> ConnectionRecord:
         """Check an idle connection before lending it; replace it if it is unfit."""
         reason = record.invalidated
-        now = time.monotonic()
         if reason is None and record.recycle_at is not None and now >= record.recycle_at:
             reason = "recycle"
         if reason is None and (

@@ -47,11 +47,11 @@ def second_database(vendor, tmp_path):
 def test_a_changed_name_reaches_a_new_pool(second_database):
     wrapper = make_wrapper()
     first_name = current_database(wrapper)
-    first_pool = wrapper._dataflow_last[1]
+    first_pool = wrapper.dataflow_pool
     wrapper.close()
     wrapper.settings_dict["NAME"] = second_database
     assert current_database(wrapper) == second_database
-    assert wrapper._dataflow_last[1] is not first_pool
+    assert wrapper.dataflow_pool is not first_pool
     wrapper.close()
     assert first_name != second_database
 
@@ -127,7 +127,7 @@ def test_a_thread_that_ends_without_closing_gives_its_connection_back():
     thread.join()
     survivor = make_wrapper(**options)
     assert backend_pid(survivor) == keep_alive[0][1]  # reclaimed, not a new connection
-    assert survivor._dataflow_last[1].get_stats()["reclaimed_from_dead_threads"] == 1
+    assert survivor.dataflow_pool.get_stats()["reclaimed_from_dead_threads"] == 1
     survivor.close()
 
 
@@ -135,7 +135,7 @@ def test_a_garbage_collected_wrapper_gives_its_connection_back():
     options = {"pool_size": 1, "pool_max_overflow": 0, "pool_timeout": 3}
     lost = make_wrapper(**options)
     lost.ensure_connection()
-    pool = lost._dataflow_last[1]
+    pool = lost.dataflow_pool
     del lost
     gc.collect()
     survivor = make_wrapper(**options)

@@ -35,12 +35,12 @@ def test_each_request_returns_its_connection_and_the_next_reuses_it():
     first = backend_pid()
     request_finished.send(sender=None)
     assert connection.connection is None, "request_finished must return the connection"
-    before = connection._dataflow_last[1].get_stats()
+    before = connection.dataflow_pool.get_stats()
     request_started.send(sender=None)
     second = backend_pid()
     request_finished.send(sender=None)
     assert first == second
-    after = connection._dataflow_last[1].get_stats()
+    after = connection.dataflow_pool.get_stats()
     assert after["connections_created"] == before["connections_created"]
     assert after["checkouts"] == before["checkouts"] + 1
     assert after["checked_out"] == 0
@@ -63,12 +63,12 @@ def test_physical_setup_and_connection_created_run_once_per_physical_connection(
     connection_created.connect(receiver)
     try:
         run_request()
-        created_before = connection._dataflow_last[1].get_stats()["connections_created"]
+        created_before = connection.dataflow_pool.get_stats()["connections_created"]
         for _ in range(5):
             run_request()
     finally:
         connection_created.disconnect(receiver)
-    stats = connection._dataflow_last[1].get_stats()
+    stats = connection.dataflow_pool.get_stats()
     assert stats["connections_created"] == created_before
     assert len(created) <= 1  # only if the first request opened a new connection
 
@@ -86,7 +86,7 @@ def test_a_failing_setup_discards_the_new_connection():
         connection_created.disconnect(explode)
     assert wrapper.connection is None
     wrapper.ensure_connection()  # the slot was given back
-    stats = wrapper._dataflow_last[1].get_stats()
+    stats = wrapper.dataflow_pool.get_stats()
     assert stats["invalidated_by_reason"] == {"setup_failed": 1}
     assert stats["total"] == 1
     wrapper.close()
@@ -116,7 +116,7 @@ def test_closing_inside_an_atomic_block_discards_the_connection():
     wrapper.in_atomic_block = True
     wrapper.close()
     # Django keeps the object until the block exits; it must not be lent again.
-    pool = wrapper._dataflow_last[1]
+    pool = wrapper.dataflow_pool
     assert pool.get_stats()["invalidated_by_reason"] == {"closed_in_transaction": 1}
     assert record.lease == 0
     wrapper.in_atomic_block = False
@@ -138,7 +138,7 @@ def test_conn_health_checks_keep_working():
             cursor.execute("SELECT 1")
         wrapper.close_if_unusable_or_obsolete()
     assert wrapper.connection is None
-    assert wrapper._dataflow_last[1].get_stats()["connections_created"] == 1
+    assert wrapper.dataflow_pool.get_stats()["connections_created"] == 1
 
 
 def test_an_aborted_transaction_does_not_leak_to_the_next_borrower(vendor):
@@ -199,7 +199,7 @@ def test_threads_share_at_most_pool_size_plus_overflow_connections():
     assert not errors
     pool = wrapper_class()(connection.settings_dict, "default")
     pool.ensure_connection()
-    stats = pool._dataflow_last[1].get_stats()
+    stats = pool.dataflow_pool.get_stats()
     pool.close()
     limit = stats["pool_size"] + stats["overflow_max"]
     assert stats["connections_created"] <= limit

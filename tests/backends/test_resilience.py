@@ -27,7 +27,7 @@ def wait_until_gone(pid, vendor):
 
 
 def stats_of(wrapper):
-    return wrapper._dataflow_last[1].get_stats()
+    return wrapper.dataflow_pool.get_stats()
 
 
 def test_pre_ping_replaces_a_killed_idle_connection_without_an_error(server_vendor):

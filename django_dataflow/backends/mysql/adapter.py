@@ -69,6 +69,10 @@ read_server_status = _server_status_reader()
 
 
 class MySQLConnector(DjangoConnector):
+    @staticmethod
+    def driver_autocommit(connection: Any) -> bool:
+        return connection.get_autocommit()
+
     def ping(self, connection: Any) -> bool:
         connection.ping()  # raises if the server is gone
         return True

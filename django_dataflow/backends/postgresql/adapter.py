@@ -24,6 +24,10 @@ class PostgreSQLConnector(DjangoConnector):
         self.isolation_level = connection.isolation_level
         return connection
 
+    @staticmethod
+    def driver_autocommit(connection: Any) -> bool:
+        return connection.autocommit
+
     def ping(self, connection: Any) -> bool:
         if connection.closed or connection.broken:
             return False
@@ -32,9 +36,10 @@ class PostgreSQLConnector(DjangoConnector):
         return result.status == pq.ExecStatus.EMPTY_QUERY
 
     def reset(self, connection: Any) -> bool:
-        if connection.closed or connection.broken:
+        if connection.broken:
             return False
-        status = connection.info.transaction_status
+        # pgconn is libpq's view, kept current by every reply: no round trip.
+        status = connection.pgconn.transaction_status
         if status in IN_TRANSACTION:
             connection.rollback()
         elif status != IDLE:

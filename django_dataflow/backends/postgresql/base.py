@@ -24,13 +24,10 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrap
     connector_class = PostgreSQLConnector
     creation_class = DatabaseCreation
 
-    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
-        connection = super().get_new_connection(conn_params)
-        if self.dataflow_uses_pool():
-            # Django sets this while opening a physical connection; a reused one was
-            # opened by another wrapper, so read it back from the connection.
-            level = connection.isolation_level
-            self.isolation_level = (
-                django_postgresql.IsolationLevel.READ_COMMITTED if level is None else level
-            )
-        return connection
+    def dataflow_after_checkout(self, connection: Any) -> None:
+        # Django sets this while opening a physical connection; a reused one was
+        # opened by another wrapper, so read it back from the connection.
+        level = connection.isolation_level
+        self.isolation_level = (
+            django_postgresql.IsolationLevel.READ_COMMITTED if level is None else level
+        )

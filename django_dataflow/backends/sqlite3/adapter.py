@@ -13,6 +13,10 @@ from django_dataflow.backends.connector import DjangoConnector
 
 
 class SQLiteConnector(DjangoConnector):
+    @staticmethod
+    def driver_autocommit(connection: Any) -> bool:
+        return connection.isolation_level is None
+
     def ping(self, connection: Any) -> bool:
         try:
             connection.execute("SELECT 1")
