@@ -6,7 +6,27 @@ Point a DATABASES entry at ``django_dataflow.backends.postgresql``, ``.mysql`` o
 
 from __future__ import annotations
 
-from django_dataflow.errors import PoolClosed, PoolTimeout
+from django_dataflow.active import ActiveConnection, get_active_connections
+from django_dataflow.checkout import pooled_connection
+from django_dataflow.config import DataFlowConfig, get_pool_config, recommended_pool_size
+from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
+from django_dataflow.facade import DataFlow
+from django_dataflow.hooks import error_handler, on_checkin, on_checkout, on_connect
 
-__all__ = ["PoolClosed", "PoolTimeout"]
+__all__ = [
+    "ActiveConnection",
+    "DataFlow",
+    "DataFlowConfig",
+    "HookError",
+    "PoolClosed",
+    "PoolTimeout",
+    "error_handler",
+    "get_active_connections",
+    "get_pool_config",
+    "on_checkin",
+    "on_checkout",
+    "on_connect",
+    "pooled_connection",
+    "recommended_pool_size",
+]
 __version__ = "0.1.0.dev0"

@@ -6,7 +6,7 @@ errors (``except django.db.OperationalError``) handles pool exhaustion too.
 
 from __future__ import annotations
 
-from django.db.utils import OperationalError
+from django.db.utils import DatabaseError, OperationalError
 
 
 class PoolTimeout(OperationalError):
@@ -15,3 +15,8 @@ class PoolTimeout(OperationalError):
 
 class PoolClosed(OperationalError):
     """The pool was closed while a connection was requested."""
+
+
+class HookError(DatabaseError):
+    """A lifecycle hook (a pool_connect or pool_checkout receiver) raised a non-database
+    error; the original is its ``__cause__``."""

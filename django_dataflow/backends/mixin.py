@@ -28,14 +28,17 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.signals import connection_created
-from django.db.utils import DatabaseErrorWrapper
+from django.db.utils import DatabaseError, DatabaseErrorWrapper
 from django.utils.asyncio import async_unsafe
 from django.utils.functional import cached_property
 
+from django_dataflow import hooks
 from django_dataflow.backends.connector import DjangoConnector
-from django_dataflow.errors import PoolClosed, PoolTimeout
+from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
+from django_dataflow.hooks import HookConnection
 from django_dataflow.options import resolve_pool_options
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
+from django_dataflow.signals import pool_checkin, pool_checkout, pool_connect
 
 logger = logging.getLogger("django_dataflow.pool")
 
@@ -64,6 +67,12 @@ def _return_lease_of_collected_wrapper(lease: Lease) -> None:
     if lease.record is not None and lease.pool is not None and lease.pool.pid == os.getpid():
         lease.pool.return_later(lease.record, lease.token)
     lease.clear()
+
+
+def _signal_name(signal: Any) -> str:
+    from django_dataflow import signals
+
+    return next((name for name in signals.__all__ if getattr(signals, name) is signal), "?")
 
 
 def freeze(value: Any) -> Any:
@@ -159,15 +168,44 @@ class PooledDatabaseWrapperMixin:
                 self.set_autocommit(self.settings_dict["AUTOCOMMIT"])
                 self.init_connection_state()
                 connection_created.send(sender=self.__class__, connection=self)
+                if pool_connect.receivers:
+                    self._dataflow_send(pool_connect, record)
                 record.setup_done = True
             else:
                 self._dataflow_restore_autocommit()
         except BaseException:
-            # A connection whose setup failed is not lent again.
+            # A connection whose setup failed is closed, never lent again.
             self._dataflow_release(discard_reason="setup_failed")
             self.connection = None
             raise
+        if pool_checkout.receivers:
+            try:
+                self._dataflow_send(pool_checkout, record, connection_proxy=self)
+            except BaseException:
+                # Back to the pool (the reset there discards it if it is unusable).
+                self._dataflow_release()
+                self.connection = None
+                raise
         self.run_on_commit = []
+
+    def _dataflow_send(self, signal: Any, record: Any, **extra: Any) -> None:
+        """Send a lifecycle signal; a receiver's non-database error becomes HookError."""
+        try:
+            signal.send(
+                sender=self.__class__,
+                alias=self.alias,
+                vendor=self.vendor,
+                connection=HookConnection(record.connection, self.vendor, record),
+                connection_record=record,
+                **extra,
+            )
+        except (self.Database.Error, DatabaseError):
+            raise  # Django translates driver errors on the way out of connect()
+        except Exception as error:
+            raise HookError(
+                f"A receiver of django_dataflow.signals.{_signal_name(signal)} for database "
+                f"{self.alias!r} failed: {error!r}"
+            ) from error
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         if not self.dataflow_uses_pool():
@@ -175,12 +213,23 @@ class PooledDatabaseWrapperMixin:
         return self._dataflow_checkout(self._dataflow_pool_for(conn_params))
 
     def _dataflow_checkout(self, pool: ConnectionPool) -> Any:
-        try:
-            record = pool.checkout()
-        except PoolTimeoutError as error:
-            raise PoolTimeout(str(error)) from None
-        except PoolClosedError as error:
-            raise PoolClosed(str(error)) from None
+        retries = 0
+        while True:
+            try:
+                record = pool.checkout()
+                break
+            except PoolTimeoutError as error:
+                timeout = PoolTimeout(str(error))
+                delay = hooks.retry_delay_after_timeout(
+                    self.alias, timeout, retries, pool.get_stats()
+                )
+                if delay is None:
+                    raise timeout from None
+                retries += 1
+                logger.info("Retrying a checkout of %r in %.2fs.", self.alias, delay)
+                time.sleep(delay)
+            except PoolClosedError as error:
+                raise PoolClosed(str(error)) from None
         if self._thread_sharing_count:  # (allow_thread_sharing, without its lock)
             record.holder = None  # shared on purpose: never reclaimed as abandoned
         lease = self._dataflow_lease
@@ -254,6 +303,10 @@ class PooledDatabaseWrapperMixin:
             pre_ping=options["pool_pre_ping"],
             pre_ping_bypass=options["pool_pre_ping_bypass"],
             overflow_idle_timeout=options["pool_overflow_idle_timeout"],
+            leak_threshold=options.get("pool_leak_threshold"),
+            leak_action=options.get("pool_leak_action", "log"),
+            leak_check_interval=options.get("pool_leak_check_interval", 1.0),
+            events=hooks.SignalEvents(self.__class__, self.alias, self.vendor),
             target=str(self.settings_dict["NAME"]),
         )
 
@@ -275,6 +328,15 @@ class PooledDatabaseWrapperMixin:
         lease.clear()
         if pool is None or pool.pid != registry.process.pid:
             return  # inherited from the parent process: neither ours to return nor to close
+        if discard_reason is None and pool_checkin.receivers:
+            try:
+                self._dataflow_send(pool_checkin, record)
+            except Exception:
+                logger.exception(
+                    "A pool_checkin receiver for %r failed; the connection is discarded.",
+                    self.alias,
+                )
+                discard_reason = "hook_failed"
         pool.checkin(record, token, discard_reason=discard_reason)
 
     # -- errors --------------------------------------------------------------------------

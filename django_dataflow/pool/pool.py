@@ -23,8 +23,9 @@ import os
 import random
 import threading
 import time
+import traceback
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from django_dataflow.pool.connector import Connector
 from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
@@ -37,9 +38,21 @@ logger = logging.getLogger("django_dataflow.pool")
 _MAY_CONNECT = "may-connect"  # a slot was reserved for the waiter: it opens a new connection
 _POOL_CLOSED = "pool-closed"
 
+LEAK_ACTIONS = ("log", "log_and_recycle")
+
 # Recycle deadlines are spread over the last 2.5 % of the lifetime (as HikariCP does) so
 # connections opened together do not all expire together.
 RECYCLE_JITTER = 0.025
+
+
+class PoolEvents(Protocol):
+    """Optional listener for what happens inside the pool; called outside the lock."""
+
+    def invalidated(self, pool: ConnectionPool, record: ConnectionRecord, reason: str) -> None: ...
+
+    def timed_out(self, pool: ConnectionPool, waited: float, message: str) -> None: ...
+
+    def leaked(self, pool: ConnectionPool, record: ConnectionRecord) -> None: ...
 
 
 class _Waiter:
@@ -71,6 +84,10 @@ class ConnectionPool:
         pre_ping: bool = True,
         pre_ping_bypass: float = 0.5,
         overflow_idle_timeout: float = 30.0,
+        leak_threshold: float | None = None,
+        leak_action: str = "log",
+        leak_check_interval: float = 1.0,
+        events: PoolEvents | None = None,
         target: str = "",
     ) -> None:
         if pool_size < 1:
@@ -90,6 +107,15 @@ class ConnectionPool:
         self.pre_ping = pre_ping
         self.pre_ping_bypass = pre_ping_bypass
         self.overflow_idle_timeout = overflow_idle_timeout
+        # Leak detection: a connection out longer than leak_threshold seconds is reported
+        # once; with "log_and_recycle" it is also closed when it comes back.
+        if leak_action not in LEAK_ACTIONS:
+            raise ValueError(f"leak_action must be one of {', '.join(LEAK_ACTIONS)}")
+        self.leak_threshold = leak_threshold or None
+        self.leak_action = leak_action
+        self.leak_check_interval = leak_check_interval
+        self._next_leak_check = 0.0
+        self.events = events
 
         self._lock = threading.Lock()
         self._idle: deque[ConnectionRecord] = deque()
@@ -139,8 +165,15 @@ class ConnectionPool:
                 waiter, started, self.timeout if timeout is None else timeout
             )
         if grant is _MAY_CONNECT:
-            return self._open_for(thread)
-        return self._make_ready(grant, thread, started)
+            record = self._open_for(thread)
+        else:
+            record = self._make_ready(grant, thread, started)
+        if self.leak_threshold:
+            # Only with leak detection on: where was it checked out? (costs ~tens of µs)
+            record.checkout_stack = "".join(traceback.format_stack(limit=24)[:-1])
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Checked out a connection of %r (%s).", self.name, record)
+        return record
 
     def checkin(
         self, record: ConnectionRecord, lease: int, *, discard_reason: str | None = None
@@ -163,6 +196,15 @@ class ConnectionPool:
                 reason = "recycle"
             elif not self._reset(record):
                 reason = "reset_failed"
+        if record.leak_reported:
+            logger.warning(
+                "A connection of %r reported as leaked came back after %.1fs.",
+                self.name,
+                now - (record.last_checkout_at or now),
+            )
+            record.leak_reported = False
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("Checked in a connection of %r (%s).", self.name, reason or "kept")
         with self._lock:
             if record.lease != lease:
                 return
@@ -181,6 +223,7 @@ class ConnectionPool:
                     self._idle.append(record)
                 return
             self._forget(record, reason)
+        self._notify_invalidated(record, reason)
         self._close_quietly(record)
 
     def invalidate_older_connections(self) -> None:
@@ -217,6 +260,8 @@ class ConnectionPool:
                 message = self._timeout_message(waited)
         if grant is None:
             logger.warning("%s", message)
+            if self.events is not None:
+                self.events.timed_out(self, waited, message)
             raise PoolTimeoutError(message)
         if grant is _POOL_CLOSED:
             raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
@@ -260,7 +305,7 @@ class ConnectionPool:
                 self.stats.counters["pre_ping_failures"] += 1
                 # One dead connection often means a restarted server: check the others.
                 self._generation += 1
-        logger.debug("Replacing a connection of %r (%s).", self.name, reason)
+        self._notify_invalidated(record, reason)
         self._close_quietly(record)
         return self._open_for(thread)
 
@@ -314,10 +359,22 @@ class ConnectionPool:
     def _forget(self, record: ConnectionRecord, reason: str) -> None:
         # Under the lock: the connection leaves the pool for good; its slot is freed.
         self._total -= 1
-        self.stats.record_invalidation(reason)
+        if reason == "overflow_idle":
+            self.stats.counters["overflow_closed"] += 1
+        else:
+            self.stats.record_invalidation(reason)
         if reason == "recycle":
             self.stats.counters["recycled"] += 1
         self._grant_free_slot()
+
+    def _notify_invalidated(self, record: ConnectionRecord, reason: str) -> None:
+        # Outside the lock.
+        logger.debug("Discarding a connection of %r (%s).", self.name, reason)
+        if self.events is not None and reason != "overflow_idle":
+            try:
+                self.events.invalidated(self, record, reason)
+            except Exception:
+                logger.exception("A pool_invalidate receiver of %r failed.", self.name)
 
     def _grant_free_slot(self) -> None:
         # Under the lock: give a freed slot to the oldest waiter, who will connect.
@@ -405,11 +462,52 @@ class ConnectionPool:
             for record, reason in expired:
                 self._forget(record, reason)
             abandoned = self._claim_abandoned(threading.current_thread())
+            leaked = self._find_leaks(now)
         for record, reason in expired:
-            logger.debug("Closing an idle connection of %r (%s).", self.name, reason)
+            self._notify_invalidated(record, reason)
             self._close_quietly(record)
         if abandoned:
             self._return_abandoned(abandoned)
+        for record in leaked:
+            self._report_leak(record, now)
+
+    def _find_leaks(self, now: float) -> list[ConnectionRecord]:
+        # Under the lock: connections out longer than the threshold, not yet reported.
+        if not self.leak_threshold or now < self._next_leak_check:
+            return []
+        self._next_leak_check = now + self.leak_check_interval
+        leaked = [
+            record
+            for record in self._out
+            if not record.leak_reported
+            and record.last_checkout_at is not None
+            and now - record.last_checkout_at > self.leak_threshold
+        ]
+        for record in leaked:
+            record.leak_reported = True
+            self.stats.counters["leaks"] += 1
+        return leaked
+
+    def _report_leak(self, record: ConnectionRecord, now: float) -> None:
+        holder = record.holder.name if record.holder is not None else "(shared)"
+        recycle = self.leak_action == "log_and_recycle"
+        logger.warning(
+            "Possible connection leak on %r: a connection has been checked out for %.1fs "
+            "(pool_leak_threshold=%gs) by thread %s%s. It was checked out at:\n%s",
+            self.name,
+            now - (record.last_checkout_at or now),
+            self.leak_threshold,
+            holder,
+            "; it will be closed when it comes back" if recycle else "",
+            record.checkout_stack or "(stack not captured)",
+        )
+        if recycle:
+            record.invalidate("leak")
+        if self.events is not None:
+            try:
+                self.events.leaked(self, record)
+            except Exception:
+                logger.exception("A pool_leak receiver of %r failed.", self.name)
 
     def close(self) -> None:
         """Close idle connections now and the others as they come back; refuse new

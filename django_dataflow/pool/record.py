@@ -19,6 +19,7 @@ class ConnectionRecord:
 
     __slots__ = (
         "__weakref__",
+        "checkout_stack",
         "connection",
         "created_at",
         "created_wall",
@@ -28,6 +29,7 @@ class ConnectionRecord:
         "info",
         "invalidated",
         "last_checkout_at",
+        "leak_reported",
         "lease",
         "recycle_at",
         "setup_done",
@@ -53,6 +55,9 @@ class ConnectionRecord:
         self.invalidated: str | None = None
         # For the owner of the pool: has per-physical-connection setup run?
         self.setup_done = False
+        # Leak detection (only filled in when it is on).
+        self.checkout_stack: str | None = None
+        self.leak_reported = False
 
     @property
     def age(self) -> float:
@@ -69,6 +74,16 @@ class ConnectionRecord:
         if not self.lease or self.last_checkout_at is None:
             return 0.0
         return time.monotonic() - self.last_checkout_at
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread holding the connection now (None if idle or deliberately shared)."""
+        return self.holder
+
+    @property
+    def created(self) -> float:
+        """When the physical connection was opened, as a ``time.time()`` timestamp."""
+        return self.created_wall
 
     def invalidate(self, reason: str = "manual") -> None:
         """Mark the connection so it is closed instead of reused when it comes back."""

@@ -25,8 +25,8 @@ class PoolStats:
         "timeouts",
         "waits",
         "reclaimed_from_dead_threads",
-        "reset_rollbacks",
-        "reset_failures",
+        "overflow_closed",
+        "leaks",
     )
 
     def __init__(self) -> None:

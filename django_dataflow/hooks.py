@@ -1,0 +1,173 @@
+"""Lifecycle hooks the guide's way: ``@on_connect``, ``@on_checkout``, ``@on_checkin``,
+``@error_handler``, on top of the signals in ``django_dataflow.signals``.
+
+The guide's hooks receive the DB-API connection and call ``connection.execute(sql)``.
+psycopg and sqlite3 connections have ``execute``; mysqlclient's do not, so hooks get a
+``HookConnection`` that adds it everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django_dataflow.signals import (
+    pool_checkin,
+    pool_checkout,
+    pool_connect,
+    pool_invalidate,
+    pool_leak,
+    pool_timeout,
+)
+
+logger = logging.getLogger("django_dataflow.pool")
+
+# Bound on retries an error handler may ask for after one PoolTimeout.
+MAX_RETRIES = 3
+
+# The guide sets application_name on every vendor; only PostgreSQL has it. Elsewhere the
+# statement is kept in the connection record's info instead of failing.
+SET_APPLICATION_NAME = re.compile(
+    r"^\s*SET\s+application_name\s*(?:=|TO)\s*'(?P<name>[^']*)'\s*;?\s*$", re.IGNORECASE
+)
+
+
+class HookConnection:
+    """A DB-API connection as hooks see it: the driver's connection, plus
+    ``execute(sql, params=None)`` on every driver."""
+
+    __slots__ = ("dbapi_connection", "record", "vendor")
+
+    def __init__(self, dbapi_connection: Any, vendor: str, record: Any) -> None:
+        self.dbapi_connection = dbapi_connection
+        self.vendor = vendor
+        self.record = record
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dbapi_connection, name)
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        """Run one statement; return the driver's cursor (or None for a statement kept
+        in ``connection_record.info``, see SET_APPLICATION_NAME)."""
+        if self.vendor != "postgresql":
+            match = SET_APPLICATION_NAME.match(sql)
+            if match:
+                self.record.info["application_name"] = match.group("name")
+                return None
+        if self.vendor == "mysql":
+            cursor = self.dbapi_connection.cursor()
+            cursor.execute(sql, params)
+            return cursor
+        if params is None:
+            return self.dbapi_connection.execute(sql)
+        return self.dbapi_connection.execute(sql, params)
+
+    def __repr__(self) -> str:
+        return f"<HookConnection {self.dbapi_connection!r}>"
+
+
+def _hook_decorator(signal: Any, call: Callable[[Callable, dict], None], label: str) -> Callable:
+    def decorator(function: Callable | None = None, *, using: str | None = None) -> Callable:
+        def register(function: Callable) -> Callable:
+            def receiver(sender: Any, alias: str, **kwargs: Any) -> None:
+                if using is None or alias == using:
+                    call(function, kwargs)
+
+            uid = (label, function.__module__, function.__qualname__, using)
+            signal.connect(receiver, weak=False, dispatch_uid=uid)
+            return function
+
+        return register(function) if function is not None else register
+
+    decorator.__name__ = label
+    decorator.__doc__ = (
+        f"Register ``function`` to run {label.replace('on_', 'on ')}; "
+        f"``@{label}`` or ``@{label}(using=alias)``."
+    )
+    return decorator
+
+
+on_connect = _hook_decorator(
+    pool_connect,
+    lambda function, kw: function(kw["connection"], kw["connection_record"]),
+    "on_connect",
+)
+on_checkout = _hook_decorator(
+    pool_checkout,
+    lambda function, kw: function(
+        kw["connection"], kw["connection_record"], kw["connection_proxy"]
+    ),
+    "on_checkout",
+)
+on_checkin = _hook_decorator(
+    pool_checkin,
+    lambda function, kw: function(kw["connection"], kw["connection_record"]),
+    "on_checkin",
+)
+
+# (alias or None for every alias, handler)
+_error_handlers: list[tuple[str | None, Callable[[Exception, dict], Any]]] = []
+
+
+def error_handler(function: Callable | None = None, *, using: str | None = None) -> Callable:
+    """Register ``function(error, context)`` to decide what happens on PoolTimeout.
+
+    ``context`` has ``alias``, ``retry_count`` and ``stats``. Return
+    ``{"action": "retry", "delay": seconds}`` to try again (at most MAX_RETRIES times);
+    anything else lets the error propagate.
+    """
+
+    def register(function: Callable) -> Callable:
+        if (using, function) not in _error_handlers:
+            _error_handlers.append((using, function))
+        return function
+
+    return register(function) if function is not None else register
+
+
+def retry_delay_after_timeout(alias: str, error: Exception, retry_count: int, stats: dict):
+    """Ask the error handlers about a PoolTimeout: the delay before a retry, or None."""
+    if retry_count >= MAX_RETRIES:
+        return None
+    context = {"alias": alias, "retry_count": retry_count, "stats": stats}
+    for using, handler in list(_error_handlers):
+        if using is not None and using != alias:
+            continue
+        decision = handler(error, context)
+        if isinstance(decision, dict) and decision.get("action") == "retry":
+            return max(0.0, float(decision.get("delay", 0.0)))
+    return None
+
+
+class SignalEvents:
+    """The pool engine's event listener for one pool: turns engine events into signals."""
+
+    def __init__(self, wrapper_class: type, alias: str, vendor: str) -> None:
+        self.wrapper_class = wrapper_class
+        self.alias = alias
+        self.vendor = vendor
+
+    def _send(self, signal: Any, record: Any = None, **extra: Any) -> None:
+        if not signal.receivers:
+            return
+        if record is not None:
+            extra["connection"] = HookConnection(record.connection, self.vendor, record)
+            extra["connection_record"] = record
+        signal.send(sender=self.wrapper_class, alias=self.alias, vendor=self.vendor, **extra)
+
+    def invalidated(self, pool: Any, record: Any, reason: str) -> None:
+        self._send(pool_invalidate, record, reason=reason)
+
+    def timed_out(self, pool: Any, waited: float, message: str) -> None:
+        if pool_timeout.receivers:
+            self._send(pool_timeout, waited=waited, message=message, stats=pool.get_stats())
+
+    def leaked(self, pool: Any, record: Any) -> None:
+        self._send(
+            pool_leak,
+            record,
+            checked_out_for=record.checked_out_for,
+            stack=record.checkout_stack,
+        )
