@@ -203,6 +203,7 @@ def test_threads_share_at_most_pool_size_plus_overflow_connections():
     pool.close()
     limit = stats["pool_size"] + stats["overflow_max"]
     assert stats["connections_created"] <= limit
+    assert len(pids) <= limit
     assert stats["checkouts"] >= 150
 
 
@@ -230,3 +231,41 @@ def test_bad_pool_values_name_the_key(key, value, expected):
         wrapper_class()(settings_dict, "default")
     assert f"['POOL'][{key!r}]" in str(raised.value)
     assert expected in str(raised.value)
+
+
+def rollbacks_seen_by_server(wrapper):
+    """MySQL/MariaDB count the ROLLBACKs of a session in its session status."""
+    with wrapper.cursor() as cursor:
+        cursor.execute("SHOW SESSION STATUS LIKE 'Com_rollback'")
+        return int(cursor.fetchone()[1])
+
+
+@pytest.mark.parametrize("transaction_open", [False, True])
+def test_return_rolls_back_only_when_a_transaction_is_open(vendor, tmp_path, transaction_open):
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    if transaction_open:
+        raw.cursor().execute("START TRANSACTION" if vendor == "mysql" else "BEGIN")
+    if vendor == "mysql":
+        before = rollbacks_seen_by_server(wrapper)
+        wrapper.close()
+        wrapper.ensure_connection()
+        assert wrapper.connection is raw
+        assert rollbacks_seen_by_server(wrapper) == before + int(transaction_open)
+    elif vendor == "postgresql":
+        # libpq's protocol trace shows every message sent to the server during checkin.
+        trace = tmp_path / "trace"
+        with open(trace, "w") as trace_file:
+            raw.pgconn.trace(trace_file.fileno())
+            wrapper.close()
+            raw.pgconn.untrace()
+        sent = trace.read_text()
+        if transaction_open:
+            assert "ROLLBACK" in sent
+        else:
+            assert sent == "", "an idle autocommit connection must come back without a round trip"
+    else:
+        wrapper.close()
+        assert not raw.in_transaction
+    wrapper.close()
