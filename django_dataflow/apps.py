@@ -1,4 +1,8 @@
-"""AppConfig: only wiring. Validates every pooled DATABASES entry at startup."""
+"""AppConfig: only wiring. Registers the system checks.
+
+Configuration problems are reported by the system checks (all at once, with ids), not
+raised here; see docs/design.md, "Configuration: errors vs system checks".
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ class DjangoDataflowAppConfig(AppConfig):
     verbose_name = "django-dataflow"
 
     def ready(self) -> None:
-        from django_dataflow.startup import validate_pooled_databases
+        from django.core.checks import Tags, register
 
-        validate_pooled_databases()
+        from django_dataflow import checks
+
+        register(checks.check_pool_settings, "dataflow")
+        register(checks.check_worker_processes, "dataflow")
+        register(checks.check_server_limits, "dataflow", Tags.database)

@@ -1,8 +1,13 @@
-"""The ``POOL`` option schema: names, types, per-vendor defaults, and validation.
+"""The option schema: names, types, per-vendor defaults, and validation.
 
-Every pool option is declared once, here. The backends, the system checks and the
-documentation table all read this schema, so a new option cannot be half-added.
-Names follow the DataFlow guide (``pool_size``, ``pool_max_overflow`` …).
+Every option is declared once, here: the ``POOL`` options of a DATABASES entry and the
+connection settings ``DataFlowConfig`` writes into ``OPTIONS``. The backends, the system
+checks, ``DataFlowConfig``, DATABASE_URL parsing and the documentation table all read this
+schema, so a new option cannot be half-added. Names follow the DataFlow guide
+(``pool_size``, ``pool_max_overflow`` …).
+
+Validation reports *problems* instead of raising, so ``manage.py check`` can list them all;
+``resolve_pool_options`` (used when a connection wrapper is built) raises the first error.
 """
 
 from __future__ import annotations
@@ -14,18 +19,37 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 VENDORS = ("postgresql", "mysql", "sqlite")
+VENDOR_LABELS = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "sqlite": "SQLite"}
+ISOLATION_LEVELS = ("READ_UNCOMMITTED", "READ_COMMITTED", "REPEATABLE_READ", "SERIALIZABLE")
+
+
+class ConfigurationError(ImproperlyConfigured, ValueError):
+    """A pool or connection setting is wrong. The message names the setting and the fix.
+
+    Both an ImproperlyConfigured (what Django code expects from settings) and a
+    ValueError (what Python code expects from a constructor argument).
+    """
+
+
+class InvalidValue(ValueError):
+    """Raised by ``normalize``; the message is the complaint ("must be >= 1, not 0")."""
 
 
 @dataclass(frozen=True)
 class PoolOption:
     name: str
-    kind: str  # "int", "seconds", "seconds_or_none", "bool"
-    defaults: dict[str, Any]  # per vendor
+    kind: str  # "int", "seconds", "seconds_or_none", "bool", "choice", "isolation_level"
+    defaults: dict[str, Any]  # per vendor; a vendor missing here cannot use the option
     minimum: float = 0
+    exclusive_minimum: bool = False
     help: str = ""
+    choices: tuple[str, ...] = ()
 
     def default_for(self, vendor: str) -> Any:
         return self.defaults[vendor]
+
+    def applies_to(self, vendor: str) -> bool:
+        return vendor in self.defaults
 
 
 def _same(value: Any) -> dict[str, Any]:
@@ -51,7 +75,7 @@ POOL_OPTIONS: dict[str, PoolOption] = {
         PoolOption(
             "pool_recycle",
             "seconds_or_none",
-            {"postgresql": 3600, "mysql": 7200, "sqlite": None},
+            {"postgresql": 3600.0, "mysql": 7200.0, "sqlite": None},
             help="Replace a connection older than this many seconds; 0 or None: never.",
         ),
         PoolOption(
@@ -65,7 +89,7 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             "pool_timeout",
             "seconds",
             _same(30.0),
-            minimum=0,
+            exclusive_minimum=True,
             help="Seconds to wait for a free connection before PoolTimeout.",
         ),
         PoolOption(
@@ -80,8 +104,202 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             _same(30.0),
             help="Overflow connections idle this long are closed.",
         ),
+        PoolOption(
+            "pool_leak_threshold",
+            "seconds_or_none",
+            _same(None),
+            help="Report a connection checked out longer than this many seconds, with the "
+            "stack that took it; 0 or None: off.",
+        ),
+        PoolOption(
+            "pool_leak_action",
+            "choice",
+            _same("log"),
+            choices=("log", "log_and_recycle"),
+            help="What to do with a leaked connection: log it, or log it and replace it "
+            "once it is returned.",
+        ),
+        PoolOption(
+            "pool_leak_check_interval",
+            "seconds",
+            _same(1.0),
+            exclusive_minimum=True,
+            help="How often the housekeeper looks for leaks, in seconds.",
+        ),
+        PoolOption(
+            "statement_cache_size",
+            "int",
+            {"postgresql": 0},
+            help="Prepared statements kept per connection (psycopg's prepared_max); "
+            "0: no prepared statements.",
+        ),
+        PoolOption(
+            "behind_transaction_pooler",
+            "bool",
+            {"postgresql": False},
+            help="The server is reached through a transaction-mode pooler (PgBouncer): "
+            "no prepared statements, no server-side cursors.",
+        ),
     )
 }
+
+# Settings of the DB-API connection, not of the pool. DataFlowConfig and DATABASE_URL
+# accept them under the guide's names and write them into the entry's OPTIONS, where
+# Django's own backends read them.
+CONNECTION_SETTINGS: dict[str, PoolOption] = {
+    option.name: option
+    for option in (
+        PoolOption(
+            "isolation_level",
+            "isolation_level",
+            {"postgresql": "READ_COMMITTED", "mysql": "READ_COMMITTED"},
+            help="Transaction isolation level of every connection.",
+        ),
+        PoolOption(
+            "check_same_thread",
+            "bool",
+            {"sqlite": False},
+            help="sqlite3's thread check; pooled connections move between threads, so "
+            "only False works.",
+        ),
+    )
+}
+
+ALL_OPTIONS: dict[str, PoolOption] = {**POOL_OPTIONS, **CONNECTION_SETTINGS}
+
+# Where a connection setting goes in a hand-written DATABASES entry.
+CONNECTION_SETTING_HINTS = {
+    "isolation_level": "set OPTIONS['isolation_level'] instead ('read committed' on MySQL, "
+    "a psycopg.IsolationLevel on PostgreSQL), or build the entry with "
+    "DataFlowConfig(isolation_level='READ_COMMITTED').as_database().",
+    "check_same_thread": "leave it out: Django always opens SQLite connections with "
+    "check_same_thread=False.",
+}
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+def normalize(option: PoolOption, value: Any) -> Any:
+    """Return ``value`` normalised for ``option``, or raise InvalidValue with the complaint."""
+    if option.kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidValue(f"must be True or False, not {value!r}")
+        return value
+    if option.kind == "isolation_level":
+        return _isolation_level(value)
+    if option.kind == "choice":
+        if value not in option.choices:
+            raise InvalidValue(
+                f"must be one of {', '.join(map(repr, option.choices))}, not {value!r}"
+            )
+        return value
+    if option.kind == "seconds_or_none" and value is None:
+        return None
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if option.kind == "int" and not (is_number and float(value).is_integer()):
+        raise InvalidValue(f"must be a whole number, not {value!r}")
+    if not is_number:
+        raise InvalidValue(f"must be a number of seconds, not {value!r}")
+    if option.exclusive_minimum and value <= option.minimum:
+        raise InvalidValue(f"must be greater than {option.minimum:g}, not {value!r}")
+    if value < option.minimum:
+        raise InvalidValue(f"must be >= {option.minimum:g}, not {value!r}")
+    return int(value) if option.kind == "int" else float(value)
+
+
+def _isolation_level(value: Any) -> str:
+    # The guide writes "READ_COMMITTED", Django's MySQL backend "read committed", and
+    # psycopg has IsolationLevel.READ_COMMITTED: all three name the same level.
+    text = getattr(value, "name", value)
+    if isinstance(text, str):
+        canonical = "_".join(text.replace("-", " ").replace("_", " ").upper().split())
+        if canonical in ISOLATION_LEVELS:
+            return canonical
+    raise InvalidValue(f"must be one of {', '.join(ISOLATION_LEVELS)}, not {value!r}")
+
+
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+NONE_WORDS = frozenset({"none", "null", "never"})
+
+
+def parse_text(option: PoolOption, text: str) -> Any:
+    """Read ``option`` from text (a DATABASE_URL query parameter, an environment
+    variable), normalised; raise InvalidValue with the complaint."""
+    word = text.strip().lower()
+    if option.kind == "bool":
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise InvalidValue(f"must be true or false, not {text!r}")
+    if option.kind in ("isolation_level", "choice"):
+        return normalize(option, text.strip())
+    if option.kind == "seconds_or_none" and word in NONE_WORDS:
+        return None
+    try:
+        number = int(word) if option.kind == "int" else float(word)
+    except ValueError:
+        what = "a whole number" if option.kind == "int" else "a number of seconds"
+        raise InvalidValue(f"must be {what}, not {text!r}") from None
+    return normalize(option, number)
+
+
+def is_off(value: Any) -> bool:
+    """Is ``value`` the "not used" value of an option (None, False, 0)? An option another
+    vendor uses may be given with it, so one snippet can serve several vendors."""
+    return value is None or value is False or (type(value) in (int, float) and value == 0)
+
+
+def vendor_complaint(option: PoolOption, vendor: str) -> str:
+    """Why ``option`` cannot be used with ``vendor`` (call only when it cannot)."""
+    users = " and ".join(VENDOR_LABELS[name] for name in option.defaults)
+    return f"applies only to {users}, not to {VENDOR_LABELS[vendor]}"
+
+
+def unknown_option_hint(key: Any) -> str:
+    """The hint for an unknown POOL key: where a connection setting goes, or the nearest
+    valid name."""
+    if key in CONNECTION_SETTING_HINTS:
+        return (
+            f"{key!r} is a connection setting, not a pool option: "
+            + (CONNECTION_SETTING_HINTS[key])
+        )
+    known = sorted(POOL_OPTIONS)
+    close = difflib.get_close_matches(str(key), known, n=1)
+    nearest = f"Did you mean {close[0]!r}? " if close else ""
+    return f"{nearest}Valid options: {', '.join(known)}."
+
+
+# -- DATABASES entries ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a DATABASES entry. ``kind`` is stable (the checks map it to
+    a check id); ``severity`` is "error" (cannot work) or "warning" (works, not as meant)."""
+
+    kind: str
+    message: str
+    hint: str = ""
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """The effective options of one entry (defaults where a value is missing or wrong)
+    and everything wrong with it."""
+
+    options: dict[str, Any]
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity == "error"]
 
 
 def _where(alias: str, key: str) -> str:
@@ -89,64 +307,152 @@ def _where(alias: str, key: str) -> str:
 
 
 def validate_option(alias: str, name: str, value: Any) -> Any:
-    """Return ``value`` normalised for option ``name``, or raise ImproperlyConfigured."""
-    option = POOL_OPTIONS[name]
-    where = _where(alias, name)
-    if option.kind == "bool":
-        if not isinstance(value, bool):
-            raise ImproperlyConfigured(f"{where} must be True or False, not {value!r}.")
-        return value
-    if option.kind == "seconds_or_none" and value is None:
-        return None
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if option.kind == "int" and not (is_number and float(value).is_integer()):
-        raise ImproperlyConfigured(f"{where} must be a whole number, not {value!r}.")
-    if not is_number:
-        raise ImproperlyConfigured(f"{where} must be a number of seconds, not {value!r}.")
-    if value < option.minimum or (option.name == "pool_timeout" and value <= 0):
-        bound = "greater than 0" if option.name == "pool_timeout" else f">= {option.minimum:g}"
-        raise ImproperlyConfigured(f"{where} must be {bound}, not {value!r}.")
-    return int(value) if option.kind == "int" else float(value)
+    """Return ``value`` normalised for POOL option ``name``, or raise ConfigurationError."""
+    try:
+        return normalize(POOL_OPTIONS[name], value)
+    except InvalidValue as complaint:
+        raise ConfigurationError(f"{_where(alias, name)} {complaint}.") from None
 
 
 def unknown_option_message(alias: str, key: Any) -> str:
-    known = sorted(POOL_OPTIONS)
-    close = difflib.get_close_matches(str(key), known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
     return (
-        f"settings.DATABASES[{alias!r}]['POOL'] has an unknown option {key!r}.{hint} "
-        f"Valid options: {', '.join(known)}."
+        f"settings.DATABASES[{alias!r}]['POOL'] has an unknown option {key!r}. "
+        f"{unknown_option_hint(key)}"
     )
+
+
+def inspect_pool_options(alias: str, vendor: str, settings_dict: dict[str, Any]) -> Inspection:
+    """Validate the POOL (and what conflicts with it) of one DATABASES entry of ``vendor``."""
+    problems: list[Problem] = []
+    given = settings_dict.get("POOL")
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        problems.append(
+            Problem(
+                "pool_not_a_dict",
+                f"settings.DATABASES[{alias!r}]['POOL'] must be a dict of pool options, "
+                f"not {type(given).__name__}.",
+                "Write it as a dict, e.g. {'pool_size': 20, 'pool_max_overflow': 30}.",
+            )
+        )
+        given = {}
+    for key in given:
+        if key not in POOL_OPTIONS:
+            problems.append(
+                Problem(
+                    "unknown_option",
+                    f"settings.DATABASES[{alias!r}]['POOL'] has an unknown option {key!r}.",
+                    unknown_option_hint(key),
+                )
+            )
+    options: dict[str, Any] = {}
+    for name, option in POOL_OPTIONS.items():
+        if not option.applies_to(vendor):
+            if name in given and not is_off(given[name]):
+                problems.append(
+                    Problem(
+                        "wrong_vendor",
+                        f"{_where(alias, name)} {vendor_complaint(option, vendor)}.",
+                        f"Remove {name!r} from this entry's POOL.",
+                    )
+                )
+            continue
+        options[name] = option.default_for(vendor)
+        if name in given:
+            try:
+                options[name] = normalize(option, given[name])
+            except InvalidValue as complaint:
+                problems.append(
+                    Problem(
+                        "invalid_value",
+                        f"{_where(alias, name)} {complaint}.",
+                        f"{name}: {option.help} (docs/configuration.md)",
+                    )
+                )
+    problems.extend(_conflicts(alias, vendor, settings_dict, options))
+    return Inspection(options, problems)
+
+
+def _conflicts(
+    alias: str, vendor: str, settings_dict: dict[str, Any], options: dict[str, Any]
+) -> list[Problem]:
+    """Problems between the POOL and the rest of the entry."""
+    problems = []
+    entry = f"settings.DATABASES[{alias!r}]"
+    max_age = settings_dict.get("CONN_MAX_AGE", 0)
+    if max_age != 0:
+        problems.append(
+            Problem(
+                "conn_max_age",
+                f"{entry} sets CONN_MAX_AGE={max_age!r}, but its ENGINE pools connections. "
+                "The pool already keeps connections open between requests; a persistent "
+                "connection would hold one pooled connection per thread forever.",
+                "Remove CONN_MAX_AGE (or set it to 0) and size the pool with "
+                "POOL['pool_size'] instead.",
+            )
+        )
+    if vendor != "postgresql":
+        return problems
+    driver_options = settings_dict.get("OPTIONS") or {}
+    cache_size = options["statement_cache_size"]
+    prepare_threshold = driver_options.get("prepare_threshold")
+    if options["behind_transaction_pooler"]:
+        if cache_size or prepare_threshold is not None:
+            what = (
+                f"POOL['statement_cache_size']={cache_size}"
+                if cache_size
+                else f"OPTIONS['prepare_threshold']={prepare_threshold!r}"
+            )
+            problems.append(
+                Problem(
+                    "prepared_statements_behind_pooler",
+                    f"{entry} sets POOL['behind_transaction_pooler']=True and {what}. A "
+                    "transaction-mode pooler hands each transaction to any server session, "
+                    "so a statement prepared on one session is missing on the next.",
+                    "Remove statement_cache_size / prepare_threshold. (PgBouncer >= 1.21 "
+                    "with max_prepared_statements can carry protocol-level prepared "
+                    "statements: if yours does, set behind_transaction_pooler=False.)",
+                )
+            )
+        if settings_dict.get("DISABLE_SERVER_SIDE_CURSORS") is not True:
+            problems.append(
+                Problem(
+                    "server_side_cursors_behind_pooler",
+                    f"{entry} sets POOL['behind_transaction_pooler']=True but not "
+                    "DISABLE_SERVER_SIDE_CURSORS=True. QuerySet.iterator() outside a "
+                    "transaction opens a server-side cursor that a transaction-mode pooler "
+                    "cannot keep.",
+                    "Add 'DISABLE_SERVER_SIDE_CURSORS': True to the entry (DataFlowConfig "
+                    "does this for you).",
+                    severity="warning",
+                )
+            )
+    elif cache_size and (
+        driver_options.get("server_side_binding") is not True or prepare_threshold is None
+    ):
+        problems.append(
+            Problem(
+                "statement_cache_unused",
+                f"{entry} sets POOL['statement_cache_size']={cache_size}, but Django "
+                "prepares no statements on this entry: that needs "
+                "OPTIONS['server_side_binding']=True and an integer "
+                "OPTIONS['prepare_threshold'].",
+                "Add 'server_side_binding': True and 'prepare_threshold': 5 to OPTIONS, or "
+                "build the entry with DataFlowConfig(statement_cache_size=...), which does.",
+                severity="warning",
+            )
+        )
+    return problems
 
 
 def resolve_pool_options(alias: str, vendor: str, settings_dict: dict[str, Any]) -> dict[str, Any]:
     """The effective pool options of one DATABASES entry: validated, with defaults.
 
-    Raises ImproperlyConfigured naming the offending key (and the nearest valid name).
+    Raises ConfigurationError (an ImproperlyConfigured) for the first error, naming the
+    offending key and the fix. Warnings are left to the system checks.
     """
-    given = settings_dict.get("POOL")
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        raise ImproperlyConfigured(
-            f"settings.DATABASES[{alias!r}]['POOL'] must be a dict of pool options, "
-            f"not {type(given).__name__}."
-        )
-    for key in given:
-        if key not in POOL_OPTIONS:
-            raise ImproperlyConfigured(unknown_option_message(alias, key))
-    resolved = {
-        name: validate_option(alias, name, given[name])
-        if name in given
-        else option.default_for(vendor)
-        for name, option in POOL_OPTIONS.items()
-    }
-    if settings_dict.get("CONN_MAX_AGE", 0) != 0:
-        raise ImproperlyConfigured(
-            f"settings.DATABASES[{alias!r}] sets CONN_MAX_AGE="
-            f"{settings_dict['CONN_MAX_AGE']!r}, but its ENGINE pools connections. The pool "
-            "already keeps connections open between requests; a persistent connection would "
-            "hold one pooled connection per thread forever. Remove CONN_MAX_AGE (or set it "
-            "to 0) and size the pool with POOL['pool_size'] instead."
-        )
-    return resolved
+    inspection = inspect_pool_options(alias, vendor, settings_dict)
+    if inspection.errors:
+        raise ConfigurationError(str(inspection.errors[0]))
+    return inspection.options

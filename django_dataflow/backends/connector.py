@@ -16,10 +16,18 @@ logger = logging.getLogger("django_dataflow.pool")
 
 
 class DjangoConnector:
-    def __init__(self, open_physical_connection: Any, conn_params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        open_physical_connection: Any,
+        conn_params: dict[str, Any],
+        options: dict[str, Any] | None = None,
+    ) -> None:
         # open_physical_connection is the stock backend's bound get_new_connection.
         self._open = open_physical_connection
         self._conn_params = conn_params
+        # The entry's effective POOL options (for vendor settings such as the
+        # PostgreSQL statement cache).
+        self.options = options or {}
 
     def connect(self) -> Any:
         return self._open(self._conn_params)

@@ -26,6 +26,7 @@ import weakref
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.signals import connection_created
 from django.db.utils import DatabaseError, DatabaseErrorWrapper
@@ -123,8 +124,16 @@ class PooledDatabaseWrapperMixin:
 
     def __init__(self, settings_dict: dict[str, Any], alias: str = DEFAULT_DB_ALIAS) -> None:
         super().__init__(settings_dict, alias)
-        self.dataflow_options = resolve_pool_options(alias, self.vendor, settings_dict)
+        # Validated again (and raised) at the first connect, as Django does for a missing
+        # NAME: Django builds wrappers while importing models, and raising here would
+        # abort startup before ``manage.py check`` could list every problem.
+        try:
+            self.dataflow_options = resolve_pool_options(alias, self.vendor, settings_dict)
+        except ImproperlyConfigured:
+            self.dataflow_options = None
         self._dataflow_lease = Lease()
+        # True while close() runs: only then does _close() give the connection back.
+        self._dataflow_closing = False
         # The pool of the last checkout and what it was chosen for (see
         # _dataflow_unchanged_pool).
         self._dataflow_last: _LastPool | None = None
@@ -294,7 +303,7 @@ class PooledDatabaseWrapperMixin:
         open_physical = super(PooledDatabaseWrapperMixin, template).get_new_connection
         options = self.dataflow_options
         return ConnectionPool(
-            self.connector_class(open_physical, template_params),
+            self.connector_class(open_physical, template_params, options),
             name=self.alias,
             pool_size=options["pool_size"],
             max_overflow=options["pool_max_overflow"],
@@ -312,12 +321,27 @@ class PooledDatabaseWrapperMixin:
 
     # -- checkin -------------------------------------------------------------------------
 
+    def close(self) -> None:
+        self._dataflow_closing = True
+        try:
+            super().close()
+        finally:
+            self._dataflow_closing = False
+
     def _close(self) -> None:
         if self._dataflow_lease.record is None:
             return super()._close()
-        # Closed inside an atomic block, Django keeps the connection object until the
-        # block exits: it must be really closed, not handed to another borrower.
-        reason = "closed_in_transaction" if self.in_atomic_block else None
+        if not self._dataflow_closing:
+            # Called directly, not by close(): Django's contract is "close the
+            # underlying connection" while the wrapper keeps referring to it, so it
+            # is really closed, never handed to another borrower.
+            reason = "closed_directly"
+        elif self.in_atomic_block:
+            # Closed inside an atomic block, Django keeps the connection object until
+            # the block exits: likewise really closed.
+            reason = "closed_in_transaction"
+        else:
+            reason = None
         # No error translation needed: checkin swallows driver errors (a connection that
         # cannot be reset or closed cleanly is simply thrown away).
         self._dataflow_release(discard_reason=reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -125,8 +126,10 @@ def test_closing_inside_an_atomic_block_discards_the_connection():
 
 def test_conn_max_age_with_a_pool_is_refused_with_the_reason():
     settings_dict = {**connection.settings_dict, "CONN_MAX_AGE": 60}
+    wrapper = wrapper_class()(settings_dict, "default")  # built at startup: no error yet
     with pytest.raises(ImproperlyConfigured, match=r"CONN_MAX_AGE=60.*pools connections"):
-        wrapper_class()(settings_dict, "default")
+        wrapper.ensure_connection()
+    assert wrapper.connection is None
 
 
 def test_conn_health_checks_keep_working():
@@ -209,8 +212,9 @@ def test_threads_share_at_most_pool_size_plus_overflow_connections():
 
 def test_unknown_pool_option_names_the_nearest_valid_one():
     settings_dict = {**connection.settings_dict, "POOL": {"pool_sise": 3}}
+    wrapper = wrapper_class()(settings_dict, "default")
     with pytest.raises(ImproperlyConfigured, match=r"'pool_sise'\. Did you mean 'pool_size'"):
-        wrapper_class()(settings_dict, "default")
+        wrapper.ensure_connection()
 
 
 @pytest.mark.parametrize(
@@ -228,7 +232,7 @@ def test_unknown_pool_option_names_the_nearest_valid_one():
 def test_bad_pool_values_name_the_key(key, value, expected):
     settings_dict = {**connection.settings_dict, "POOL": {key: value}}
     with pytest.raises(ImproperlyConfigured) as raised:
-        wrapper_class()(settings_dict, "default")
+        wrapper_class()(settings_dict, "default").ensure_connection()
     assert f"['POOL'][{key!r}]" in str(raised.value)
     assert expected in str(raised.value)
 
@@ -268,4 +272,31 @@ def test_return_rolls_back_only_when_a_transaction_is_open(vendor, tmp_path, tra
     else:
         wrapper.close()
         assert not raw.in_transaction
+    wrapper.close()
+
+
+def test_calling_close_underscore_directly_really_closes_the_connection():
+    # Django's own tests emulate a server-side disconnect with connection._close().
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    wrapper._close()
+    if wrapper.vendor != "sqlite":  # SQLite's is_usable() is always True
+        assert not wrapper.is_usable()
+    with contextlib.suppress(Exception):  # closing it again fails on MySQL, as in Django
+        wrapper.close()
+    stats = wrapper.dataflow_pool.get_stats()
+    assert stats["invalidated_by_reason"] == {"closed_directly": 1}
+    wrapper.ensure_connection()
+    assert wrapper.connection is not raw
+    assert wrapper.is_usable()
+    wrapper.close()
+
+
+def test_statement_cache_size_sizes_psycopgs_prepared_statement_cache(vendor):
+    if vendor != "postgresql":
+        pytest.skip("psycopg's prepared statements are PostgreSQL only")
+    wrapper = make_wrapper(statement_cache_size=7)
+    wrapper.ensure_connection()
+    assert wrapper.connection.prepared_max == 7
     wrapper.close()

@@ -41,6 +41,8 @@ def postgresql_settings(**overrides):
         "HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
         "PORT": os.environ.get("POSTGRES_PORT", "5432"),
         "POOL": dict(TEST_POOL),
+        # One test database per process, so that concurrent runs never share it.
+        "TEST": {"NAME": f"test_dataflow_{os.getpid()}"},
         **overrides,
     }
 
@@ -54,6 +56,7 @@ def mysql_settings(**overrides):
         "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
         "PORT": os.environ.get("MYSQL_PORT", "3306"),
         "POOL": dict(TEST_POOL),
+        "TEST": {"NAME": f"test_dataflow_{os.getpid()}"},
         **overrides,
     }
 
@@ -64,6 +67,7 @@ def sqlite_settings(**overrides):
         "NAME": str(BASE_DIR / ".cache" / "tests.sqlite3"),
         "POOL": dict(TEST_POOL),
         # A file test database: an in-memory one is never pooled (see docs/backends.md).
-        "TEST": {"NAME": str(BASE_DIR / ".cache" / "test_tests.sqlite3")},
+        # One per process, so that concurrent runs never share it.
+        "TEST": {"NAME": str(BASE_DIR / ".cache" / f"test_tests_{os.getpid()}.sqlite3")},
         **overrides,
     }

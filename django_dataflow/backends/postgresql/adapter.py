@@ -20,6 +20,10 @@ IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 class PostgreSQLConnector(DjangoConnector):
     def connect(self) -> Any:
         connection = super().connect()
+        # psycopg's prepared-statement cache is a connection attribute, not a parameter.
+        statement_cache_size = self.options.get("statement_cache_size")
+        if statement_cache_size:
+            connection.prepared_max = statement_cache_size
         # What reset restores if a borrower changed it (a client-side attribute).
         self.isolation_level = connection.isolation_level
         return connection
