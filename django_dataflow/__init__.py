@@ -12,6 +12,7 @@ from django_dataflow.config import DataFlowConfig, get_pool_config, recommended_
 from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
 from django_dataflow.facade import DataFlow
 from django_dataflow.hooks import error_handler, on_checkin, on_checkout, on_connect
+from django_dataflow.stats import get_pool_stats
 
 __all__ = [
     "ActiveConnection",
@@ -23,6 +24,7 @@ __all__ = [
     "error_handler",
     "get_active_connections",
     "get_pool_config",
+    "get_pool_stats",
     "on_checkin",
     "on_checkout",
     "on_connect",

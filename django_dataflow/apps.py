@@ -1,4 +1,5 @@
-"""AppConfig: only wiring. Registers the system checks.
+"""AppConfig: only wiring. Registers the system checks and the
+statistics publisher.
 
 Configuration problems are reported by the system checks (all at once, with ids), not
 raised here; see docs/design.md, "Configuration: errors vs system checks".
@@ -17,7 +18,9 @@ class DjangoDataflowAppConfig(AppConfig):
         from django.core.checks import Tags, register
 
         from django_dataflow import checks
+        from django_dataflow.monitoring import publisher
 
         register(checks.check_pool_settings, "dataflow")
         register(checks.check_worker_processes, "dataflow")
         register(checks.check_server_limits, "dataflow", Tags.database)
+        publisher.install()

@@ -35,6 +35,11 @@ class DjangoConnector:
     def ping(self, connection: Any) -> bool:
         raise NotImplementedError
 
+    def is_closed(self, connection: Any) -> bool:
+        """Was the connection closed on the client side (no round trip)? Catches a DB-API
+        connection closed behind the pool's back."""
+        raise NotImplementedError
+
     def reset(self, connection: Any) -> bool:
         raise NotImplementedError
 

@@ -37,6 +37,7 @@ from django_dataflow import hooks
 from django_dataflow.backends.connector import DjangoConnector
 from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
 from django_dataflow.hooks import HookConnection
+from django_dataflow.identity import identify_connection
 from django_dataflow.options import resolve_pool_options
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
 from django_dataflow.signals import pool_checkin, pool_checkout, pool_connect
@@ -300,6 +301,9 @@ class PooledDatabaseWrapperMixin:
         # get_connection_params() also sets attributes the stock connect relies on
         # (SQLite's init_commands, for one).
         template_params = template.get_connection_params()
+        # Identify pooled connections to the server (application_name), unless the user
+        # did. Not part of the pool key: it carries the pid.
+        template_params = identify_connection(self.vendor, self.alias, template_params)
         open_physical = super(PooledDatabaseWrapperMixin, template).get_new_connection
         options = self.dataflow_options
         return ConnectionPool(
@@ -364,6 +368,14 @@ class PooledDatabaseWrapperMixin:
         pool.checkin(record, token, discard_reason=discard_reason)
 
     # -- errors --------------------------------------------------------------------------
+
+    def is_usable(self) -> bool:
+        # Django closes a connection that fails this check (health checks, and after an
+        # error at the end of a request); with a pool, closing must mean discarding.
+        usable = super().is_usable()
+        if not usable and self._dataflow_lease.record is not None:
+            self._dataflow_lease.record.invalidate("unusable")
+        return usable
 
     @cached_property
     def wrap_database_errors(self) -> DatabaseErrorWrapper:

@@ -17,6 +17,10 @@ class Connector(Protocol):
     def ping(self, connection: Any) -> bool:
         """Return True if the connection answers; the cheapest native liveness check."""
 
+    def is_closed(self, connection: Any) -> bool:
+        """True if the connection was closed on the client side (checked without a round
+        trip before every reuse: someone may have closed it behind the pool's back)."""
+
     def reset(self, connection: Any) -> bool:
         """Make the connection clean for the next borrower.
 

@@ -282,6 +282,8 @@ class ConnectionPool:
     ) -> ConnectionRecord:
         """Check an idle connection before lending it; replace it if it is unfit."""
         reason = record.invalidated
+        if reason is None and self.connector.is_closed(record.connection):
+            reason = "closed"
         if reason is None and record.recycle_at is not None and now >= record.recycle_at:
             reason = "recycle"
         if reason is None and (
@@ -550,6 +552,11 @@ class ConnectionPool:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def records(self) -> list[ConnectionRecord]:
+        """Every connection of the pool now, idle and checked out."""
+        with self._lock:
+            return [*self._idle, *self._out]
 
     def checked_out_records(self) -> list[ConnectionRecord]:
         with self._lock:

@@ -300,3 +300,31 @@ def test_statement_cache_size_sizes_psycopgs_prepared_statement_cache(vendor):
     wrapper.ensure_connection()
     assert wrapper.connection.prepared_max == 7
     wrapper.close()
+
+
+def test_a_connection_that_fails_djangos_usability_check_is_discarded(vendor):
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    wrapper.errors_occurred = True  # as after an error in the request
+    wrapper.connection.close()  # the connection died (closed under Django's feet)
+    if vendor == "sqlite":
+        pytest.skip("SQLite's is_usable() is always True; the closed check covers it")
+    wrapper.close_if_unusable_or_obsolete()  # what request_finished does
+    assert wrapper.connection is None
+    wrapper.ensure_connection()
+    assert wrapper.connection is not raw
+    assert wrapper.dataflow_pool.get_stats()["invalidated_by_reason"] == {"unusable": 1}
+    wrapper.close()
+
+
+def test_a_raw_connection_closed_behind_the_pools_back_is_never_lent_again():
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0, pool_pre_ping=False)
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    wrapper.close()
+    raw.close()
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert wrapper.connection is not raw
+    wrapper.close()

@@ -21,6 +21,8 @@ class SQLiteFileConnector:
         self.closed = 0
         self.pings = 0
         self.fail_next_connect: Exception | None = None
+        # Connections whose server "died": still open locally, but their ping fails.
+        self.dead: set[int] = set()
         self.connect_gate: threading.Event | None = None  # connect waits on it if set
         self.lock = threading.Lock()
 
@@ -36,11 +38,20 @@ class SQLiteFileConnector:
 
     def ping(self, connection) -> bool:
         self.pings += 1
+        if id(connection) in self.dead:
+            return False
         try:
             connection.execute("SELECT 1")
         except sqlite3.ProgrammingError:
             return False
         return True
+
+    def is_closed(self, connection) -> bool:
+        try:
+            connection.in_transaction  # noqa: B018  raises once closed
+        except sqlite3.ProgrammingError:
+            return True
+        return False
 
     def reset(self, connection) -> bool:
         if connection.in_transaction:

@@ -239,7 +239,7 @@ def test_pre_ping_replaces_a_dead_connection_transparently(make_pool, connector)
     pool = make_pool(pool_size=1, max_overflow=0, pre_ping=True, pre_ping_bypass=0.05)
     first = pool.checkout()
     pool.checkin(first, first.lease)
-    first.connection.close()  # dies while idle
+    connector.dead.add(id(first.connection))  # the server side dies while idle
     time.sleep(0.1)
     second = pool.checkout()
     assert second is not first
@@ -362,3 +362,14 @@ def test_pool_rejects_impossible_sizes(connector):
         ConnectionPool(connector, pool_size=0)
     with pytest.raises(ValueError, match="max_overflow"):
         ConnectionPool(connector, max_overflow=-1)
+
+
+def test_a_connection_closed_behind_the_pools_back_is_replaced(make_pool, connector):
+    pool = make_pool(pool_size=1, max_overflow=0, pre_ping=False)
+    first = pool.checkout()
+    pool.checkin(first, first.lease)
+    first.connection.close()  # e.g. a test closing the raw connection of a dead thread
+    second = pool.checkout()
+    assert second is not first
+    assert second.connection.execute("SELECT 1").fetchone() == (1,)
+    assert pool.get_stats()["invalidated_by_reason"] == {"closed": 1}

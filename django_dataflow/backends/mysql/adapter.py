@@ -73,6 +73,9 @@ class MySQLConnector(DjangoConnector):
     def driver_autocommit(connection: Any) -> bool:
         return connection.get_autocommit()
 
+    def is_closed(self, connection: Any) -> bool:
+        return not connection.open
+
     def ping(self, connection: Any) -> bool:
         connection.ping()  # raises if the server is gone
         return True

@@ -32,6 +32,9 @@ class PostgreSQLConnector(DjangoConnector):
     def driver_autocommit(connection: Any) -> bool:
         return connection.autocommit
 
+    def is_closed(self, connection: Any) -> bool:
+        return connection.closed or connection.broken
+
     def ping(self, connection: Any) -> bool:
         if connection.closed or connection.broken:
             return False

@@ -17,6 +17,13 @@ class SQLiteConnector(DjangoConnector):
     def driver_autocommit(connection: Any) -> bool:
         return connection.isolation_level is None
 
+    def is_closed(self, connection: Any) -> bool:
+        try:
+            connection.in_transaction  # noqa: B018  raises once closed
+        except sqlite3.ProgrammingError:
+            return True
+        return False
+
     def ping(self, connection: Any) -> bool:
         try:
             connection.execute("SELECT 1")

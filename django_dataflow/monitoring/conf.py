@@ -1,0 +1,132 @@
+"""The ``DATAFLOW_*`` settings of monitoring: one place for names, defaults and checks.
+
+Read on every use (a ``getattr`` on settings), so ``override_settings`` works without
+receivers. A wrong value raises ImproperlyConfigured naming the setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+STATS_DIR = "DATAFLOW_STATS_DIR"
+STATS_PUBLISH = "DATAFLOW_STATS_PUBLISH"
+STATS_INTERVAL = "DATAFLOW_STATS_INTERVAL"
+CHECK_THRESHOLDS = "DATAFLOW_CHECK_THRESHOLDS"
+METRICS_TOKEN = "DATAFLOW_METRICS_TOKEN"
+APPLICATION_NAME_PREFIX = "DATAFLOW_APPLICATION_NAME_PREFIX"
+
+DEFAULT_INTERVAL = 2.0
+DEFAULT_APPLICATION_NAME_PREFIX = "django-dataflow"
+# The guide's alerts: pool usage above 80 %, more than 5 waiting, a wait over 1 s.
+DEFAULT_THRESHOLDS: dict[str, float] = {"usage": 0.8, "wait_queue": 5, "wait_time_max": 1.0}
+
+
+def _number(name: str, value: Any, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise ImproperlyConfigured(
+            f"settings.{name} must be a number >= {minimum:g}, not {value!r}."
+        )
+    return float(value)
+
+
+def publish_enabled() -> bool:
+    value = getattr(settings, STATS_PUBLISH, True)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(
+            f"settings.{STATS_PUBLISH} must be True or False, not {value!r}."
+        )
+    return value
+
+
+def publish_interval() -> float:
+    """Seconds between two looks at this process's pools (a write only if they changed)."""
+    return _number(STATS_INTERVAL, getattr(settings, STATS_INTERVAL, DEFAULT_INTERVAL), 0.1)
+
+
+def heartbeat_interval() -> float:
+    """A snapshot is rewritten at least this often, even unchanged, to show it is live."""
+    return max(10.0, 5 * publish_interval())
+
+
+def stale_after() -> float:
+    """A snapshot not rewritten for this long belongs to a stuck or vanished process."""
+    return 3 * heartbeat_interval()
+
+
+def _project_identity() -> str:
+    """What tells this project from another on the same machine: the settings module
+    and the file it was loaded from (two checkouts of one project differ by path)."""
+    module = getattr(settings, "SETTINGS_MODULE", None) or "unconfigured"
+    loaded = sys.modules.get(module)
+    where = getattr(loaded, "__file__", None) or str(getattr(settings, "BASE_DIR", ""))
+    return f"{module}\0{os.path.realpath(where) if where else ''}"
+
+
+def default_stats_dir() -> Path:
+    """``<tempdir>/django-dataflow-<uid>/<settings module>-<hash>``."""
+    identity = _project_identity()
+    module = identity.split("\0", 1)[0]
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    label = re.sub(r"[^A-Za-z0-9_.-]", "_", module)[:60]
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"django-dataflow-{uid}" / f"{label}-{digest}"
+
+
+def stats_dir() -> Path:
+    """Where snapshots go: ``settings.DATAFLOW_STATS_DIR``, else the environment variable
+    of the same name, else ``default_stats_dir()``."""
+    value = getattr(settings, STATS_DIR, None) or os.environ.get(STATS_DIR) or None
+    if value is None:
+        return default_stats_dir()
+    if not isinstance(value, (str, os.PathLike)):
+        raise ImproperlyConfigured(f"settings.{STATS_DIR} must be a path, not {value!r}.")
+    return Path(value).expanduser()
+
+
+def check_thresholds(**overrides: float | None) -> dict[str, float]:
+    """The health thresholds: defaults, then ``settings.DATAFLOW_CHECK_THRESHOLDS``, then
+    ``overrides`` that are not None (command-line options)."""
+    configured = getattr(settings, CHECK_THRESHOLDS, None) or {}
+    if not isinstance(configured, dict):
+        raise ImproperlyConfigured(
+            f"settings.{CHECK_THRESHOLDS} must be a dict, not {configured!r}."
+        )
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    given = {**configured, **{key: value for key, value in overrides.items() if value is not None}}
+    for key, value in given.items():
+        if key not in DEFAULT_THRESHOLDS:
+            raise ImproperlyConfigured(
+                f"settings.{CHECK_THRESHOLDS} has an unknown key {key!r}; "
+                f"valid keys: {', '.join(DEFAULT_THRESHOLDS)}."
+            )
+        thresholds[key] = _number(f"{CHECK_THRESHOLDS}[{key!r}]", value, 0)
+    return thresholds
+
+
+def metrics_token() -> str | None:
+    """A bearer token that may read the stats views without a staff login (or None)."""
+    token = getattr(settings, METRICS_TOKEN, None) or None
+    if token is not None and not isinstance(token, str):
+        raise ImproperlyConfigured(f"settings.{METRICS_TOKEN} must be a string, not {token!r}.")
+    return token
+
+
+def application_name_prefix() -> str | None:
+    """Prefix of the ``application_name`` pooled connections report; None: do not set one."""
+    prefix = getattr(settings, APPLICATION_NAME_PREFIX, DEFAULT_APPLICATION_NAME_PREFIX)
+    if prefix in (None, "", False):
+        return None
+    if not isinstance(prefix, str):
+        raise ImproperlyConfigured(
+            f"settings.{APPLICATION_NAME_PREFIX} must be a string or None, not {prefix!r}."
+        )
+    return prefix
