@@ -12,6 +12,13 @@ from django_dataflow.config import DataFlowConfig, get_pool_config, recommended_
 from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
 from django_dataflow.facade import DataFlow
 from django_dataflow.hooks import error_handler, on_checkin, on_checkout, on_connect
+from django_dataflow.routing import (
+    routing_scope,
+    use_analytics,
+    use_database,
+    use_primary,
+    use_replica,
+)
 from django_dataflow.stats import get_pool_stats
 
 __all__ = [
@@ -30,5 +37,10 @@ __all__ = [
     "on_connect",
     "pooled_connection",
     "recommended_pool_size",
+    "routing_scope",
+    "use_analytics",
+    "use_database",
+    "use_primary",
+    "use_replica",
 ]
 __version__ = "0.1.0.dev0"

@@ -17,7 +17,7 @@ class DjangoDataflowAppConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
-        from django_dataflow import checks
+        from django_dataflow import checks, routing_checks  # noqa: F401 (registers)
         from django_dataflow.monitoring import publisher
 
         register(checks.check_pool_settings, "dataflow")

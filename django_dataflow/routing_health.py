@@ -1,0 +1,255 @@
+"""Is a replica fit to take a read? Answered without a round trip per query.
+
+A router picks an alias before the query runs and never sees the query's error, so a
+read can only be saved from a dead replica *before* it is sent. For each candidate the
+router asks ``health.usable(alias, dbset)``:
+
+1. A replica that failed recently is skipped until its cool-down ends (no attempt at all).
+2. The current thread's connection to it is opened now if it is not open — a pool
+   checkout, which the query would make a moment later anyway. Refused: the replica is
+   down for a cool-down, and the router tries the next.
+3. An open connection is probed with ``poll()`` on its socket, a system call and no
+   round trip: an idle connection has nothing to read unless the server closed it or
+   said goodbye. Only then is it checked with a real query; a dead one is discarded, its
+   pool told to ping its siblings, and a fresh one is tried.
+4. With ``max_lag`` set, the replication lag is measured with one query — at most once
+   per ``lag_check_interval`` per replica and process — and a replica further behind is
+   skipped until a later measurement finds it caught up.
+
+A query already running when its server dies still fails: no router can move it.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from typing import Any
+
+from django.core.exceptions import SynchronousOnlyOperation
+from django.db import DatabaseError, connections
+
+from django_dataflow.routing_config import DatabaseSet
+
+logger = logging.getLogger("django_dataflow.routing")
+
+# PostgreSQL: seconds since the last replayed commit, or 0 when every received WAL record
+# is replayed (an idle primary commits nothing, which is not lag). NULL on a primary.
+POSTGRES_LAG_SQL = """
+SELECT CASE
+    WHEN NOT pg_is_in_recovery() THEN 0
+    WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+    ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+END
+"""
+MYSQL_LAG_COLUMNS = ("Seconds_Behind_Source", "Seconds_Behind_Master")
+# A dead connection found by the probe is replaced at most this many times per read.
+CONNECT_ATTEMPTS = 3
+
+
+class ReplicaState:
+    __slots__ = ("down_until", "failures", "lag", "lag_due", "lagging", "last_error")
+
+    def __init__(self) -> None:
+        self.down_until = 0.0  # monotonic; skipped until then
+        self.failures = 0  # consecutive failed attempts
+        self.last_error = ""
+        self.lag: float | None = None  # last measured, seconds
+        self.lag_due = 0.0  # monotonic time of the next lag measurement
+        self.lagging = False
+
+
+def socket_has_news(raw: Any) -> bool:
+    """True when an idle DB-API connection's socket is readable (or gone): the server
+    closed it, or sent something unasked. False when it cannot tell (SQLite)."""
+    fileno = getattr(raw, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        fd = fileno()
+    except Exception:  # the driver says the connection is closed
+        return True
+    if fd is None or fd < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
+def measure_lag(wrapper: Any) -> float | None:
+    """Seconds the replica behind ``wrapper`` trails its primary; None if unknown
+    (replication stopped). Runs on the DB-API connection, outside Django's query log."""
+    raw = wrapper.connection
+    if wrapper.vendor == "postgresql":
+        with raw.cursor() as cursor:
+            cursor.execute(POSTGRES_LAG_SQL)
+            value = cursor.fetchone()[0]
+        return float(value) if value is not None else 0.0
+    if wrapper.vendor == "mysql":
+        return _mysql_lag(raw, wrapper.Database)
+    return 0.0
+
+
+def _mysql_lag(raw: Any, database: Any) -> float | None:
+    cursor = raw.cursor()
+    try:
+        try:
+            cursor.execute("SHOW REPLICA STATUS")  # MySQL 8.0.22+, MariaDB 10.5.1+
+        except database.ProgrammingError:
+            cursor.execute("SHOW SLAVE STATUS")
+        rows = cursor.fetchall()
+        names = [column[0] for column in cursor.description or ()]
+    finally:
+        cursor.close()
+    if not rows:
+        return 0.0  # not a replica
+    column = next((names.index(name) for name in MYSQL_LAG_COLUMNS if name in names), None)
+    if column is None:
+        return None
+    values = [row[column] for row in rows]
+    if any(value is None for value in values):
+        return None  # a replication thread is stopped: unknown lag
+    return float(max(values))
+
+
+def _forbidden_in_this_test(error: AssertionError) -> bool:
+    """Django's test cases refuse queries to aliases missing from their ``databases``
+    with this error; the router then reads the primary instead of failing the test."""
+    from django.test.testcases import DatabaseOperationForbidden
+
+    return isinstance(error, DatabaseOperationForbidden)
+
+
+class ReplicaHealth:
+    """Process-wide memory of which replicas are down or lagging."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, ReplicaState] = {}
+
+    def _state(self, alias: str) -> ReplicaState:
+        state = self._states.get(alias)
+        if state is None:
+            with self._lock:
+                state = self._states.setdefault(alias, ReplicaState())
+        return state
+
+    def reset(self) -> None:
+        """Forget everything (settings changed, or between tests)."""
+        with self._lock:
+            self._states = {}
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per replica: down (bool), seconds until retried, failures, last lag."""
+        now = time.monotonic()
+        return {
+            alias: {
+                "down": state.down_until > now,
+                "retry_in": max(0.0, state.down_until - now),
+                "failures": state.failures,
+                "last_error": state.last_error,
+                "lag": state.lag,
+                "lagging": state.lagging,
+            }
+            for alias, state in list(self._states.items())
+        }
+
+    def mark_down(self, alias: str, cooldown: float, error: BaseException | str) -> None:
+        state = self._state(alias)
+        with self._lock:
+            state.down_until = time.monotonic() + cooldown
+            state.failures += 1
+            state.last_error = str(error).strip() or type(error).__name__
+        logger.warning(
+            "Replica %r is unreachable (%s); reads skip it for %g s.",
+            alias,
+            state.last_error,
+            cooldown,
+        )
+
+    def usable(self, alias: str, dbset: DatabaseSet) -> bool:
+        """May a read go to replica ``alias`` now? Opens this thread's connection to it."""
+        state = self._state(alias)
+        now = time.monotonic()
+        if state.down_until > now:
+            return False
+        wrapper = connections[alias]
+        if wrapper.in_atomic_block:
+            return True  # the caller's own transaction on it: leave it alone
+        try:
+            if not self._connected(alias, wrapper, dbset):
+                return False
+            if dbset.max_lag is not None and not self._lag_ok(alias, wrapper, dbset, state, now):
+                return False
+        except SynchronousOnlyOperation:
+            return True  # called from async code: the query itself will run in a thread
+        if state.failures:
+            with self._lock:
+                state.failures = 0
+            logger.info("Replica %r is reachable again.", alias)
+        return True
+
+    def _connected(self, alias: str, wrapper: Any, dbset: DatabaseSet) -> bool:
+        for _attempt in range(CONNECT_ATTEMPTS):
+            if wrapper.connection is None:
+                try:
+                    wrapper.ensure_connection()
+                except DatabaseError as error:  # refused, timed out, pool exhausted
+                    self.mark_down(alias, dbset.cooldown, error)
+                    return False
+                except AssertionError as error:
+                    if _forbidden_in_this_test(error):
+                        return False  # not down: this test only allows other aliases
+                    raise
+            if not socket_has_news(wrapper.connection) or wrapper.is_usable():
+                return True
+            self._discard(alias, wrapper)
+        self.mark_down(alias, dbset.cooldown, "its connections keep dying")
+        return False
+
+    def _discard(self, alias: str, wrapper: Any) -> None:
+        """Close the thread's dead connection; make its pool ping the idle ones."""
+        record = getattr(wrapper, "dataflow_record", None)
+        if record is not None:
+            record.invalidate("disconnect")
+        try:
+            wrapper.close()
+        except DatabaseError:
+            wrapper.connection = None
+        from django_dataflow.pool import registry
+
+        for pool in registry.all_pools(alias):
+            pool.invalidate_older_connections()
+
+    def _lag_ok(
+        self, alias: str, wrapper: Any, dbset: DatabaseSet, state: ReplicaState, now: float
+    ) -> bool:
+        if now >= state.lag_due:
+            with self._lock:
+                due, state.lag_due = state.lag_due, now + dbset.lag_check_interval
+            if now >= due:  # this thread won the measurement; the others use the last one
+                try:
+                    lag = measure_lag(wrapper)
+                except wrapper.Database.Error as error:
+                    self._discard(alias, wrapper)
+                    self.mark_down(alias, dbset.cooldown, error)
+                    return False
+                lagging = lag is None or lag > dbset.max_lag
+                if lagging != state.lagging:
+                    log = logger.warning if lagging else logger.info
+                    log(
+                        "Replica %r is %s (lag %s s, max_lag %g s).",
+                        alias,
+                        "lagging; reads skip it" if lagging else "caught up",
+                        "unknown" if lag is None else f"{lag:.1f}",
+                        dbset.max_lag,
+                    )
+                state.lag, state.lagging = lag, lagging
+        return not state.lagging
+
+
+health = ReplicaHealth()
