@@ -23,12 +23,12 @@ import os
 import random
 import threading
 import time
-import traceback
 from collections import deque
 from typing import Any, Protocol
 
 from django_dataflow.pool.connector import Connector
 from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
+from django_dataflow.pool.leaks import LeakDetector
 from django_dataflow.pool.record import ConnectionRecord
 from django_dataflow.pool.stats import PoolStats
 
@@ -37,8 +37,6 @@ logger = logging.getLogger("django_dataflow.pool")
 # Grants a waiter can receive besides a connection record.
 _MAY_CONNECT = "may-connect"  # a slot was reserved for the waiter: it opens a new connection
 _POOL_CLOSED = "pool-closed"
-
-LEAK_ACTIONS = ("log", "log_and_recycle")
 
 # Recycle deadlines are spread over the last 2.5 % of the lifetime (as HikariCP does) so
 # connections opened together do not all expire together.
@@ -107,14 +105,7 @@ class ConnectionPool:
         self.pre_ping = pre_ping
         self.pre_ping_bypass = pre_ping_bypass
         self.overflow_idle_timeout = overflow_idle_timeout
-        # Leak detection: a connection out longer than leak_threshold seconds is reported
-        # once; with "log_and_recycle" it is also closed when it comes back.
-        if leak_action not in LEAK_ACTIONS:
-            raise ValueError(f"leak_action must be one of {', '.join(LEAK_ACTIONS)}")
-        self.leak_threshold = leak_threshold or None
-        self.leak_action = leak_action
-        self.leak_check_interval = leak_check_interval
-        self._next_leak_check = 0.0
+        self.leaks = LeakDetector(leak_threshold, leak_action, leak_check_interval)
         self.events = events
 
         self._lock = threading.Lock()
@@ -168,9 +159,8 @@ class ConnectionPool:
             record = self._open_for(thread)
         else:
             record = self._make_ready(grant, thread, started)
-        if self.leak_threshold:
-            # Only with leak detection on: where was it checked out? (costs ~tens of µs)
-            record.checkout_stack = "".join(traceback.format_stack(limit=24)[:-1])
+        if self.leaks.threshold:
+            self.leaks.remember_checkout(record)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("Checked out a connection of %r (%s).", self.name, record)
         return record
@@ -197,12 +187,7 @@ class ConnectionPool:
             elif not self._reset(record):
                 reason = "reset_failed"
         if record.leak_reported:
-            logger.warning(
-                "A connection of %r reported as leaked came back after %.1fs.",
-                self.name,
-                now - (record.last_checkout_at or now),
-            )
-            record.leak_reported = False
+            self.leaks.report_return(self, record, now)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("Checked in a connection of %r (%s).", self.name, reason or "kept")
         with self._lock:
@@ -464,52 +449,15 @@ class ConnectionPool:
             for record, reason in expired:
                 self._forget(record, reason)
             abandoned = self._claim_abandoned(threading.current_thread())
-            leaked = self._find_leaks(now)
+            leaked = self.leaks.find(self._out, now)
+            self.stats.counters["leaks"] += len(leaked)
         for record, reason in expired:
             self._notify_invalidated(record, reason)
             self._close_quietly(record)
         if abandoned:
             self._return_abandoned(abandoned)
         for record in leaked:
-            self._report_leak(record, now)
-
-    def _find_leaks(self, now: float) -> list[ConnectionRecord]:
-        # Under the lock: connections out longer than the threshold, not yet reported.
-        if not self.leak_threshold or now < self._next_leak_check:
-            return []
-        self._next_leak_check = now + self.leak_check_interval
-        leaked = [
-            record
-            for record in self._out
-            if not record.leak_reported
-            and record.last_checkout_at is not None
-            and now - record.last_checkout_at > self.leak_threshold
-        ]
-        for record in leaked:
-            record.leak_reported = True
-            self.stats.counters["leaks"] += 1
-        return leaked
-
-    def _report_leak(self, record: ConnectionRecord, now: float) -> None:
-        holder = record.holder.name if record.holder is not None else "(shared)"
-        recycle = self.leak_action == "log_and_recycle"
-        logger.warning(
-            "Possible connection leak on %r: a connection has been checked out for %.1fs "
-            "(pool_leak_threshold=%gs) by thread %s%s. It was checked out at:\n%s",
-            self.name,
-            now - (record.last_checkout_at or now),
-            self.leak_threshold,
-            holder,
-            "; it will be closed when it comes back" if recycle else "",
-            record.checkout_stack or "(stack not captured)",
-        )
-        if recycle:
-            record.invalidate("leak")
-        if self.events is not None:
-            try:
-                self.events.leaked(self, record)
-            except Exception:
-                logger.exception("A pool_leak receiver of %r failed.", self.name)
+            self.leaks.report(self, record, now)
 
     def close(self) -> None:
         """Close idle connections now and the others as they come back; refuse new

@@ -351,3 +351,29 @@ def test_debug_logging_tells_the_story_without_secrets(vendor, caplog):
     assert "Checked in a connection" in text
     assert "Discarding a connection" in text and "manual" in text
     assert "s3cret" not in text
+
+
+def test_a_leaked_connection_is_reported_with_its_stack_and_recycled(caplog):
+    from django_dataflow.signals import pool_leak
+
+    leaks = []
+    pool_leak.connect(lambda sender, **kw: leaks.append(kw), weak=False)
+    wrapper = make_wrapper(
+        pool_size=1,
+        pool_max_overflow=0,
+        pool_leak_threshold=0.1,
+        pool_leak_check_interval=0.01,
+        pool_leak_action="log_and_recycle",
+    )
+    wrapper.ensure_connection()
+    time.sleep(0.2)
+    with caplog.at_level(logging.WARNING, logger="django_dataflow.pool"):
+        wrapper.dataflow_pool.maintain()  # what the housekeeper does every second
+    assert "Possible connection leak on 'default'" in caplog.text
+    assert "test_a_leaked_connection_is_reported" in caplog.text  # the checkout stack
+    assert len(leaks) == 1 and leaks[0]["checked_out_for"] >= 0.1
+    assert "ensure_connection" in leaks[0]["stack"]
+    wrapper.close()
+    stats = wrapper.dataflow_pool.get_stats()
+    assert stats["leaks"] == 1
+    assert stats["invalidated_by_reason"] == {"leak": 1}
