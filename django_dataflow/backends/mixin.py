@@ -30,7 +30,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.signals import connection_created
 from django.db.utils import DatabaseError, DatabaseErrorWrapper
-from django.utils.asyncio import async_unsafe
 from django.utils.functional import cached_property
 
 from django_dataflow import hooks
@@ -150,8 +149,9 @@ class PooledDatabaseWrapperMixin:
 
     # -- checkout ------------------------------------------------------------------------
 
-    @async_unsafe
     def connect(self) -> None:
+        # Not decorated with @async_unsafe like Django's: ensure_connection(), the way in,
+        # already checks, and the check costs as much as a quarter of a checkout.
         pool = self._dataflow_unchanged_pool()
         if pool is None:
             # First connection, or something that shapes the connection changed.

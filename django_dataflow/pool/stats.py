@@ -13,9 +13,8 @@ class PoolStats:
     """Monotonic counters plus checkout-wait figures. Not thread-safe on its own:
     the pool calls it under its lock."""
 
+    # (checkouts and checkins are counted by the pool itself, on its hot path.)
     COUNTERS = (
-        "checkouts",
-        "checkins",
         "connections_created",
         "connections_closed",
         "connection_errors",
