@@ -1,0 +1,1 @@
+"""The example site's one app: its users, listed the way the DataFlow guide lists them."""
