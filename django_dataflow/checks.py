@@ -26,6 +26,7 @@ PROBLEM_IDS = {
     "wrong_vendor": "dataflow.E004",
     "conn_max_age": "dataflow.E005",
     "prepared_statements_behind_pooler": "dataflow.E006",
+    "native_pool_option": "dataflow.E008",
     "statement_cache_unused": "dataflow.W001",
     "server_side_cursors_behind_pooler": "dataflow.W002",
 }
@@ -46,7 +47,7 @@ def _message(problem: Problem) -> CheckMessage:
 
 
 def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """dataflow.E001-E006, W001-W002: every POOL, and what conflicts with it."""
+    """dataflow.E001-E006, E008, W001-W002: every POOL, and what conflicts with it."""
     return pool_settings_messages(settings.DATABASES)
 
 

@@ -395,6 +395,18 @@ def _conflicts(
     if vendor != "postgresql":
         return problems
     driver_options = settings_dict.get("OPTIONS") or {}
+    if driver_options.get("pool"):
+        problems.append(
+            Problem(
+                "native_pool_option",
+                f"{entry} sets OPTIONS['pool'], Django's own PostgreSQL pool, but its ENGINE "
+                "already pools connections. Two pools would fight over every connection, "
+                "and Django skips its per-connection setup when OPTIONS['pool'] is set.",
+                "Remove OPTIONS['pool'] and move its sizes to POOL: min_size -> pool_size, "
+                "max_size -> pool_size + pool_max_overflow, timeout -> pool_timeout, "
+                "max_lifetime -> pool_recycle (docs/migrating.md).",
+            )
+        )
     cache_size = options["statement_cache_size"]
     prepare_threshold = driver_options.get("prepare_threshold")
     if options["behind_transaction_pooler"]:

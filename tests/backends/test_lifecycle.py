@@ -328,3 +328,12 @@ def test_a_raw_connection_closed_behind_the_pools_back_is_never_lent_again():
         cursor.execute("SELECT 1")
     assert wrapper.connection is not raw
     wrapper.close()
+
+
+def test_djangos_own_pool_option_is_refused_when_connecting(vendor):
+    if vendor != "postgresql":
+        pytest.skip("Django's native pool is PostgreSQL's")
+    options = {**connection.settings_dict["OPTIONS"], "pool": {"min_size": 1}}
+    wrapper = wrapper_class()({**connection.settings_dict, "OPTIONS": options}, "default")
+    with pytest.raises(ImproperlyConfigured, match=r"OPTIONS\['pool'\]"):
+        wrapper.ensure_connection()

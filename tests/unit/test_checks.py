@@ -149,6 +149,21 @@ def test_e005_not_raised_for_zero_or_for_other_engines():
     assert checks.pool_settings_messages({"default": stock}) == []
 
 
+# -- E008 ------------------------------------------------------------------------------------
+
+
+def test_e008_djangos_native_pool_option_with_our_engine():
+    message = only("dataflow.E008", OPTIONS={"pool": {"min_size": 2, "max_size": 4}})
+    assert "OPTIONS['pool'], Django's own PostgreSQL pool" in message.msg
+    assert "min_size -> pool_size" in message.hint
+
+
+def test_e008_not_raised_without_the_option_or_on_the_stock_engine():
+    assert ids(OPTIONS={"pool": False}) == []
+    stock = {"ENGINE": "django.db.backends.postgresql", "OPTIONS": {"pool": True}}
+    assert checks.pool_settings_messages({"default": stock}) == []
+
+
 # -- E006 / W002 -------------------------------------------------------------------------------
 
 
