@@ -127,6 +127,10 @@ def error_handler(function: Callable | None = None, *, using: str | None = None)
     return register(function) if function is not None else register
 
 
+def has_error_handlers() -> bool:
+    return bool(_error_handlers)
+
+
 def retry_delay_after_timeout(alias: str, error: Exception, retry_count: int, stats: dict):
     """Ask the error handlers about a PoolTimeout: the delay before a retry, or None."""
     if retry_count >= MAX_RETRIES:

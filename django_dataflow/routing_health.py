@@ -22,7 +22,6 @@ A query already running when its server dies still fails: no router can move it.
 from __future__ import annotations
 
 import logging
-import select
 import threading
 import time
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import DatabaseError, connections
 
+from django_dataflow.backends.connector import socket_has_news
 from django_dataflow.routing_config import DatabaseSet
 
 logger = logging.getLogger("django_dataflow.routing")
@@ -58,26 +58,6 @@ class ReplicaState:
         self.lag: float | None = None  # last measured, seconds
         self.lag_due = 0.0  # monotonic time of the next lag measurement
         self.lagging = False
-
-
-def socket_has_news(raw: Any) -> bool:
-    """True when an idle DB-API connection's socket is readable (or gone): the server
-    closed it, or sent something unasked. False when it cannot tell (SQLite)."""
-    fileno = getattr(raw, "fileno", None)
-    if fileno is None:
-        return False
-    try:
-        fd = fileno()
-    except Exception:  # the driver says the connection is closed
-        return True
-    if fd is None or fd < 0:
-        return True
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLPRI)
-        return bool(poller.poll(0))
-    readable, _, _ = select.select([fd], [], [], 0)
-    return bool(readable)
 
 
 def measure_lag(wrapper: Any) -> float | None:

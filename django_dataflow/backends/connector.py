@@ -10,9 +10,30 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 from typing import Any
 
 logger = logging.getLogger("django_dataflow.pool")
+
+
+def socket_has_news(raw: Any) -> bool:
+    """True when an idle DB-API connection's socket is readable (or gone): the server
+    closed it, or sent something unasked. False when it cannot tell (SQLite)."""
+    fileno = getattr(raw, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        fd = fileno()
+    except Exception:  # the driver says the connection is closed
+        return True
+    if fd is None or fd < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 class DjangoConnector:
@@ -34,6 +55,12 @@ class DjangoConnector:
 
     def ping(self, connection: Any) -> bool:
         raise NotImplementedError
+
+    def has_pending_input(self, connection: Any) -> bool:
+        """Has the server said something to this idle connection (a zero-timeout poll of
+        its socket, about a microsecond)? On an idle connection that is almost always
+        its goodbye: the session was killed or timed out."""
+        return socket_has_news(connection)
 
     def is_closed(self, connection: Any) -> bool:
         """Was the connection closed on the client side (no round trip)? Catches a DB-API

@@ -230,6 +230,8 @@ class PooledDatabaseWrapperMixin:
                 break
             except PoolTimeoutError as error:
                 timeout = PoolTimeout(str(error))
+                if not hooks.has_error_handlers():
+                    raise timeout from None
                 delay = hooks.retry_delay_after_timeout(
                     self.alias, timeout, retries, pool.get_stats()
                 )

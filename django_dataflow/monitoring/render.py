@@ -119,6 +119,10 @@ def report_table(report: Report) -> str:
 
 
 def server_table(view: ServerView) -> str:
+    if view.vendor == "pgbouncer":  # pool_stats --server on PgBouncer's admin console
+        from django_dataflow.monitoring.pgbouncer import console_table
+
+        return console_table(view)
     header = (
         f"Server sessions on {view.vendor} database {view.database!r} (alias {view.alias!r}): "
         f"max_connections {view.max_connections}"

@@ -118,10 +118,15 @@ def stock_wrapper(alias: str) -> Any:
     return load_backend(engine).DatabaseWrapper(settings_dict, alias)
 
 
-def server_view(alias: str, report: Report) -> ServerView:
-    """Query the server of ``alias``. Raises ServerUnavailable."""
-    from django.db import Error
+def server_view(alias: str, report: Report) -> Any:
+    """Query the server of ``alias`` (a ServerView; a PgBouncerView when ``alias`` leads
+    to PgBouncer's admin console). Raises ServerUnavailable."""
+    from django.db import Error, connections
 
+    from django_dataflow.monitoring import pgbouncer
+
+    if pgbouncer.is_admin_console(connections[alias].settings_dict):
+        return pgbouncer.console_view(alias)
     wrapper = stock_wrapper(alias)
     database = str(wrapper.settings_dict["NAME"])
     try:
@@ -225,7 +230,11 @@ def _sorted(groups: dict[tuple, SessionGroup]) -> list[SessionGroup]:
     )
 
 
-def view_to_json(view: ServerView) -> dict[str, Any]:
+def view_to_json(view: Any) -> dict[str, Any]:
+    if view.vendor == "pgbouncer":
+        from django_dataflow.monitoring.pgbouncer import console_json
+
+        return console_json(view)
     return {
         "vendor": view.vendor,
         "database": view.database,

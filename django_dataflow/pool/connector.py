@@ -17,6 +17,11 @@ class Connector(Protocol):
     def ping(self, connection: Any) -> bool:
         """Return True if the connection answers; the cheapest native liveness check."""
 
+    def has_pending_input(self, connection: Any) -> bool:
+        """True if the server sent something to this idle connection (checked without a
+        round trip, e.g. by polling its socket): a pre-ping is then due even inside the
+        bypass window, because that is how a killed session shows itself."""
+
     def is_closed(self, connection: Any) -> bool:
         """True if the connection was closed on the client side (checked without a round
         trip before every reuse: someone may have closed it behind the pool's back)."""

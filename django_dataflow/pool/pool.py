@@ -287,7 +287,14 @@ class ConnectionPool:
             reason = "recycle"
         if reason is None and (
             record.generation != self._generation
-            or (self.pre_ping and now - record.idle_since > self.pre_ping_bypass)
+            or (
+                self.pre_ping
+                and (
+                    now - record.idle_since > self.pre_ping_bypass
+                    # Inside the bypass window, ping only if the server spoke up.
+                    or self.connector.has_pending_input(record.connection)
+                )
+            )
         ):
             if self._ping(record):
                 record.generation = self._generation

@@ -17,6 +17,18 @@ DEVIATIONS: dict[str, str] = {
         "design (ARCHITECTURE.md, 'The flow of one request': setup runs once per physical "
         "connection) connection_created fires only when a physical connection is opened"
     ),
+    "backends.postgresql.tests.Tests.test_connect_pool": (
+        "a test of Django's own PostgreSQL pool (OPTIONS['pool'], psycopg_pool). With our "
+        "ENGINE that option is refused (system check dataflow.E008, ImproperlyConfigured "
+        "at connect): two pools would fight over each connection and Django skips its "
+        "per-connection setup when the option is set"
+    ),
+    "backends.postgresql.tests.Tests.test_connect_pool_with_timezone": (
+        "a test of Django's own PostgreSQL pool (OPTIONS['pool'], psycopg_pool). With our "
+        "ENGINE that option is refused (system check dataflow.E008, ImproperlyConfigured "
+        "at connect): two pools would fight over each connection and Django skips its "
+        "per-connection setup when the option is set"
+    ),
     "backends.base.test_base.ConnectionHealthChecksTests": (
         "these tests patch CONN_MAX_AGE=None (a persistent connection); a pooled ENGINE "
         "refuses CONN_MAX_AGE other than 0 with ImproperlyConfigured by design (the pool "

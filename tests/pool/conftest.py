@@ -46,6 +46,10 @@ class SQLiteFileConnector:
             return False
         return True
 
+    def has_pending_input(self, connection) -> bool:
+        # A "dead" connection's server said goodbye: its socket would be readable.
+        return id(connection) in self.dead
+
     def is_closed(self, connection) -> bool:
         try:
             connection.in_transaction  # noqa: B018  raises once closed

@@ -373,3 +373,13 @@ def test_a_connection_closed_behind_the_pools_back_is_replaced(make_pool, connec
     assert second is not first
     assert second.connection.execute("SELECT 1").fetchone() == (1,)
     assert pool.get_stats()["invalidated_by_reason"] == {"closed": 1}
+
+
+def test_a_connection_killed_inside_the_bypass_window_is_still_replaced(make_pool, connector):
+    pool = make_pool(pool_size=1, max_overflow=0, pre_ping=True, pre_ping_bypass=60)
+    first = pool.checkout()
+    pool.checkin(first, first.lease)
+    connector.dead.add(id(first.connection))  # killed right after its return
+    second = pool.checkout()
+    assert second is not first
+    assert pool.get_stats()["pre_ping_failures"] == 1
