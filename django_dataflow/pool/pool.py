@@ -141,14 +141,9 @@ class ConnectionPool:
             if self._closed:
                 raise PoolClosedError(f"The connection pool {self.name!r} is closed.")
             if self._idle and not self._waiters:
-                # The common case, inlined: the most recently returned connection.
+                # The common case: the most recently returned connection.
                 grant: Any = self._idle.pop()
-                grant.lease = next(self._leases)
-                grant.holder = thread
-                grant.last_checkout_at = started
-                grant.times_checked_out += 1
-                self._out.add(grant)
-                self._checkouts += 1
+                self._lend(grant, thread, started)
             elif self._total < self.max_connections:
                 self._total += 1
                 grant = _MAY_CONNECT
