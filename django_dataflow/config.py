@@ -113,6 +113,7 @@ class DataFlowConfig:
     check_same_thread: bool | _Unset | None = UNSET
     pool_pre_ping_bypass: float | _Unset = UNSET
     pool_overflow_idle_timeout: float | _Unset = UNSET
+    pool_thread_affinity: bool | _Unset = UNSET
     pool_leak_threshold: float | _Unset | None = UNSET
     pool_leak_action: str | _Unset = UNSET
     pool_leak_check_interval: float | _Unset = UNSET

@@ -105,6 +105,14 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             help="Overflow connections idle this long are closed.",
         ),
         PoolOption(
+            "pool_thread_affinity",
+            "bool",
+            _same(True),
+            help="Between requests a thread keeps its idle connection for its next "
+            "request, lendable to other threads meanwhile (as a persistent connection, "
+            "without holding it).",
+        ),
+        PoolOption(
             "pool_leak_threshold",
             "seconds_or_none",
             _same(None),

@@ -64,6 +64,7 @@ COUNTER_KEYS = (
     "waits",
     "leaks",
     "reclaimed_from_dead_threads",
+    "thread_reuses",
 )
 
 

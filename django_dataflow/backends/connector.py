@@ -70,6 +70,11 @@ class DjangoConnector:
     def reset(self, connection: Any) -> bool:
         raise NotImplementedError
 
+    def is_clean(self, connection: Any) -> bool:
+        """Idle, no transaction open, told without a round trip? False: cannot tell, so
+        the connection is checked in (and reset) rather than parked."""
+        return False
+
     @staticmethod
     def driver_autocommit(connection: Any) -> bool:
         """The DB-API connection's own autocommit mode (no round trip)."""

@@ -13,6 +13,12 @@ Django opens a connection with ``connect()`` → ``get_new_connection()`` and, w
 * ``_close`` returns the connection; a connection closed inside an atomic block is really
   closed, exactly as Django does without a pool, because Django keeps using it until the
   block exits;
+* at the end of a request (``close_if_unusable_or_obsolete``) an idle, clean connection is
+  *parked* rather than returned: it stays with this wrapper for the thread's next request,
+  lendable to any other thread meanwhile (``pool/parking.py``). The wrapper forgets the
+  DB-API connection while it is parked, and takes it back the first time anything reads
+  ``self.connection`` (the :class:`_ParkedConnection` descriptor): no request ever uses a
+  connection that another thread may have taken;
 * errors that mean "the server is gone" mark the connection for disposal and make the
   pool check its siblings before their next use.
 """
@@ -117,10 +123,28 @@ class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
         return super().__exit__(exc_type, exc_value, traceback)
 
 
+class _ParkedConnection:
+    """The wrapper's ``connection`` attribute while its connection is parked.
+
+    Django keeps the DB-API connection in the instance attribute ``connection`` and reads
+    it everywhere (``ensure_connection``, ``commit``, ``close`` …). Parking deletes the
+    instance attribute, so the next read lands here, in this non-data descriptor, which
+    takes the connection back from the pool (or finds it taken and answers None, which
+    Django treats as "not connected yet"). While the instance attribute exists, reads
+    never get here and cost nothing extra.
+    """
+
+    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
+        if wrapper is None:
+            return self
+        return wrapper._dataflow_unpark()
+
+
 class PooledDatabaseWrapperMixin:
     """Mix in front of a Django ``DatabaseWrapper`` to pool its connections."""
 
     connector_class: type[DjangoConnector] = DjangoConnector
+    connection = _ParkedConnection()
 
     def __init__(self, settings_dict: dict[str, Any], alias: str = DEFAULT_DB_ALIAS) -> None:
         super().__init__(settings_dict, alias)
@@ -132,6 +156,8 @@ class PooledDatabaseWrapperMixin:
         except ImproperlyConfigured:
             self.dataflow_options = None
         self._dataflow_lease = Lease()
+        # True while the leased connection is parked (and self.connection unset).
+        self._dataflow_parked = False
         # True while close() runs: only then does _close() give the connection back.
         self._dataflow_closing = False
         # The pool of the last checkout and what it was chosen for (see
@@ -152,6 +178,9 @@ class PooledDatabaseWrapperMixin:
     def connect(self) -> None:
         # Not decorated with @async_unsafe like Django's: ensure_connection(), the way in,
         # already checks, and the check costs as much as a quarter of a checkout.
+        if self._dataflow_parked:
+            # self.connection was overwritten while parked: give the parked one back.
+            self._dataflow_release()
         pool = self._dataflow_unchanged_pool()
         if pool is None:
             # First connection, or something that shapes the connection changed.
@@ -323,11 +352,63 @@ class PooledDatabaseWrapperMixin:
             leak_check_interval=options.get("pool_leak_check_interval", 1.0),
             events=hooks.SignalEvents(self.__class__, self.alias, self.vendor),
             target=str(self.settings_dict["NAME"]),
+            thread_affinity=options["pool_thread_affinity"],
         )
+
+    # -- parking -------------------------------------------------------------------------
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        # Run by close_old_connections() at the start and the end of every request. Where
+        # Django (CONN_MAX_AGE = 0) would close the connection, park it: the thread's next
+        # request takes it back for the price of a dictionary lookup. Anything unusual
+        # takes Django's path, which checks the connection in.
+        if self._dataflow_parked:
+            return  # parked at the end of the last request: nothing to check
+        lease = self._dataflow_lease
+        pool = lease.pool
+        if (
+            lease.record is None
+            or not pool.thread_affinity
+            or self.errors_occurred
+            or self.in_atomic_block
+            or self.autocommit != self.settings_dict["AUTOCOMMIT"]
+            or self._thread_sharing_count
+            or pool_checkout.receivers
+            or pool_checkin.receivers
+        ):
+            return super().close_if_unusable_or_obsolete()
+        # Forget the connection before it becomes lendable to other threads.
+        connection = self.__dict__.pop("connection")
+        self._dataflow_parked = True
+        if not pool.park(lease.record, lease.token):
+            self._dataflow_parked = False
+            self.connection = connection
+            return super().close_if_unusable_or_obsolete()
+        # As Django does for a connection it keeps: health-check it before its next use.
+        self.health_check_done = False
+
+    def _dataflow_unpark(self) -> Any:
+        """Take the parked connection back (the first read of ``self.connection`` after
+        parking); None if another thread took it or it is due the checks of a checkout,
+        and Django then connects, which checks one out."""
+        self._dataflow_parked = False
+        lease = self._dataflow_lease
+        if lease.record is not None and lease.pool.unpark(lease.record, lease.token):
+            connection = lease.record.connection
+        else:
+            lease.clear()
+            connection = None
+        self.connection = connection
+        return connection
 
     # -- checkin -------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self._dataflow_parked:
+            # Give a parked connection back as it is, without taking it out first.
+            self.validate_thread_sharing()
+            self._dataflow_release()
+            self.connection = None
         self._dataflow_closing = True
         try:
             super().close()
@@ -353,6 +434,8 @@ class PooledDatabaseWrapperMixin:
         self._dataflow_release(discard_reason=reason)
 
     def _dataflow_release(self, discard_reason: str | None = None) -> None:
+        # (A parked connection is claimed back by checkin itself, under the pool lock.)
+        self._dataflow_parked = False
         lease = self._dataflow_lease
         pool, record, token = lease.pool, lease.record, lease.token
         lease.clear()
@@ -396,6 +479,8 @@ class PooledDatabaseWrapperMixin:
 
     def inc_thread_sharing(self) -> None:
         super().inc_thread_sharing()
+        if self._dataflow_parked:
+            self._dataflow_unpark()  # shared from now on: never parked again meanwhile
         record = self._dataflow_lease.record
         if record is not None:
             record.holder = None  # shared on purpose: never reclaimed as abandoned
@@ -407,8 +492,9 @@ class PooledDatabaseWrapperMixin:
 
     @property
     def dataflow_record(self) -> Any:
-        """The pool's record of the connection this wrapper holds, or None."""
-        return self._dataflow_lease.record
+        """The pool's record of the connection this wrapper holds, or None (also while
+        it is parked: another thread may take it)."""
+        return None if self._dataflow_parked else self._dataflow_lease.record
 
 
 def _detach_inherited_connections() -> None:
@@ -424,6 +510,7 @@ def _detach_inherited_connections() -> None:
         lease = getattr(wrapper, "_dataflow_lease", None)
         if lease is not None and lease.record is not None:
             lease.clear()
+            wrapper._dataflow_parked = False
             wrapper.connection = None
             wrapper._dataflow_last = None
 

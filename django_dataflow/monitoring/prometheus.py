@@ -56,6 +56,7 @@ COUNTERS = (
     ("checkout_wait_seconds", "wait_seconds", "Seconds spent waiting, all checkouts."),
     ("connection_leaks", "leaks", "Connections reported as leaked."),
     ("overflow_closed", "overflow_closed", "Overflow connections closed after idling."),
+    ("thread_reuses", "thread_reuses", "Checkouts served by the thread's own parked connection."),
 )
 
 

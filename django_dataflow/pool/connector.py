@@ -34,6 +34,11 @@ class Connector(Protocol):
         autocommit) this must not cost a round trip.
         """
 
+    def is_clean(self, connection: Any) -> bool:
+        """True if the connection is idle with no transaction open, told without a round
+        trip; False when it cannot tell. Only clean connections are parked (parked
+        connections change hands without a reset)."""
+
     def close(self, connection: Any) -> None:
         """Close the connection, swallowing errors: it is being thrown away."""
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from django_dataflow.pool.connector import Connector
 from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
 from django_dataflow.pool.leaks import LeakDetector
+from django_dataflow.pool.parking import ParkingMixin
 from django_dataflow.pool.record import ConnectionRecord
 from django_dataflow.pool.stats import PoolStats
 
@@ -63,11 +64,13 @@ class _Waiter:
         self.since = since
 
 
-class ConnectionPool:
+class ConnectionPool(ParkingMixin):
     """A pool of physical connections made by ``connector``.
 
     ``pool_size`` connections are kept open once made; up to ``max_overflow`` more are
     opened under load and closed again after idling ``overflow_idle_timeout`` seconds.
+    With ``thread_affinity``, a borrower may park its connection between uses instead of
+    checking it in (see ``parking.py``).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class ConnectionPool:
         leak_check_interval: float = 1.0,
         events: PoolEvents | None = None,
         target: str = "",
+        thread_affinity: bool = True,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -107,11 +111,16 @@ class ConnectionPool:
         self.overflow_idle_timeout = overflow_idle_timeout
         self.leaks = LeakDetector(leak_threshold, leak_action, leak_check_interval)
         self.events = events
+        # Parking is off with leak detection: a parked connection is not "held".
+        self.thread_affinity = thread_affinity and not self.leaks.threshold
 
         self._lock = threading.Lock()
         self._idle: deque[ConnectionRecord] = deque()
         self._out: set[ConnectionRecord] = set()
         self._waiters: deque[_Waiter] = deque()
+        # Parked connections (still in _out), by the lease of the checkout that parked
+        # them, in the order they were parked (see parking.py).
+        self._parked: dict[int, ConnectionRecord] = {}
         # Physical connections open or being opened: the number held against the limit.
         self._total = 0
         self._generation = 0
@@ -125,6 +134,10 @@ class ConnectionPool:
         # The two counters bumped on every request: plain attributes, the cheapest.
         self._checkouts = 0
         self._checkins = 0
+        # Parks count as checkins and unparks as checkouts; records keep their own counts
+        # (only their holder writes them), handed over here when they leave the pool.
+        self._retired_parks = 0
+        self._retired_unparks = 0
 
     # -- borrowing -------------------------------------------------------------------
 
@@ -144,6 +157,9 @@ class ConnectionPool:
                 # The common case: the most recently returned connection.
                 grant: Any = self._idle.pop()
                 self._lend(grant, thread, started)
+            elif self._parked and not self._waiters and (grant := self._take_parked()):
+                # Another thread's parked connection, before opening one more.
+                self._lend(grant, thread, started)
             elif self._total < self.max_connections:
                 self._total += 1
                 grant = _MAY_CONNECT
@@ -151,6 +167,8 @@ class ConnectionPool:
                 abandoned = self._claim_abandoned(thread)
                 waiter = _Waiter(thread, started)
                 self._waiters.append(waiter)
+                if self._parked:  # parked after the check above: to the oldest waiter
+                    self._hand_parked_to_waiters()
                 grant = None
         if abandoned:
             self._return_abandoned(abandoned)
@@ -181,6 +199,13 @@ class ConnectionPool:
         """
         if record.lease != lease:
             return
+        if lease in self._parked:
+            # Checked in while parked (its wrapper was garbage-collected, say): claim it
+            # first, under the lock, so no other borrower is taking it meanwhile.
+            with self._lock:
+                if self._parked.pop(lease, None) is not record:
+                    return
+                record.parks -= 1  # this checkin counts instead of the park
         now = time.monotonic()
         reason = discard_reason or record.invalidated
         if reason is None:
@@ -356,6 +381,7 @@ class ConnectionPool:
     def _forget(self, record: ConnectionRecord, reason: str) -> None:
         # Under the lock: the connection leaves the pool for good; its slot is freed.
         self._total -= 1
+        self._retire_counts(record)
         if reason == "overflow_idle":
             self.stats.counters["overflow_closed"] += 1
         else:
@@ -399,7 +425,9 @@ class ConnectionPool:
         abandoned = [
             (record, record.lease)
             for record in self._out
-            if record.holder is not None and not record.holder.is_alive()
+            if record.holder is not None
+            and not record.holder.is_alive()
+            and record.lease not in self._parked  # parked: returned already (see maintain)
         ]
         for record, _lease in abandoned:
             record.holder = claimer
@@ -456,10 +484,12 @@ class ConnectionPool:
                 and now - self._idle[0].idle_since >= self.overflow_idle_timeout
             ):
                 expired.append((self._idle.popleft(), "overflow_idle"))
+            if self._parked:
+                self._expire_parked(now, expired)
             for record, reason in expired:
                 self._forget(record, reason)
             abandoned = self._claim_abandoned(threading.current_thread())
-            leaked = self.leaks.find(self._out, now)
+            leaked = self.leaks.find(self._out, now) if self.leaks.threshold else []
             self.stats.counters["leaks"] += len(leaked)
         for record, reason in expired:
             self._notify_invalidated(record, reason)
@@ -477,6 +507,9 @@ class ConnectionPool:
             idle = list(self._idle)
             self._idle.clear()
             self._total -= len(idle)
+            for record in idle:
+                self._retire_counts(record)
+            idle += self._take_all_parked()
             while self._waiters:
                 waiter = self._waiters.popleft()
                 waiter.grant = _POOL_CLOSED
@@ -500,6 +533,7 @@ class ConnectionPool:
                 logger.debug("Could not detach an inherited connection.", exc_info=True)
         self._idle.clear()
         self._out.clear()
+        self._parked.clear()
         self._waiters.clear()
         self._total = 0
         self._closed = True
@@ -517,21 +551,29 @@ class ConnectionPool:
             return [*self._idle, *self._out]
 
     def checked_out_records(self) -> list[ConnectionRecord]:
+        """Connections lent now (parked ones are idle, not lent)."""
         with self._lock:
-            return list(self._out)
+            return [record for record in self._out if record.lease not in self._parked]
 
     def get_stats(self) -> dict[str, Any]:
         """A consistent snapshot of gauges and counters, in the guide's vocabulary."""
         now = time.monotonic()
         with self._lock:
-            checked_out = len(self._out)
-            idle = len(self._idle)
+            # Parked connections are idle for everybody but their holder; parked is a
+            # subset of _out, and _out cannot change while we hold the lock.
+            parked = len(self._parked)
+            checked_out = len(self._out) - parked
+            idle = len(self._idle) + parked
+            records = (*self._idle, *self._out)
+            parks = self._retired_parks + sum(record.parks for record in records)
+            unparks = self._retired_unparks + sum(record.unparks for record in records)
             total = self._total
             waiting = len(self._waiters)
             maxwait = now - self._waiters[0].since if waiting else 0.0
             counters = dict(self.stats.counters)
-            counters["checkouts"] = self._checkouts
-            counters["checkins"] = self._checkins
+            counters["checkouts"] = self._checkouts + unparks
+            counters["checkins"] = self._checkins + parks
+            counters["thread_reuses"] = unparks
             invalidated_by_reason = dict(self.stats.invalidated_by_reason)
             wait_time_avg = self.stats.wait_time_avg()
             wait_time_max = self.stats.wait_time_max

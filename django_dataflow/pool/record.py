@@ -31,9 +31,11 @@ class ConnectionRecord:
         "last_checkout_at",
         "leak_reported",
         "lease",
+        "parks",
         "recycle_at",
         "setup_done",
         "times_checked_out",
+        "unparks",
     )
 
     def __init__(self, connection: Any, *, generation: int, recycle_at: float | None) -> None:
@@ -51,6 +53,9 @@ class ConnectionRecord:
         self.last_checkout_at: float | None = None
         self.idle_since = now
         self.times_checked_out = 0
+        # Written only by the holder (see parking.py): times parked / taken back.
+        self.parks = 0
+        self.unparks = 0
         # Why the connection must not be reused (a reason string), or None.
         self.invalidated: str | None = None
         # For the owner of the pool: has per-physical-connection setup run?

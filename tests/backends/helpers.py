@@ -8,6 +8,10 @@ from typing import Any
 from django.db import connection as default_connection
 from django.db import connections
 
+# SQLite connections seen by backend_pid(), kept alive so that their ids stay unique (a
+# closed connection's id may otherwise be reused by the next one).
+_sqlite_connections_seen: list[Any] = []
+
 
 def backend_pid(wrapper: Any = None) -> Any:
     """The server's identifier of the session behind ``wrapper`` (SQLite: the DB-API
@@ -16,6 +20,7 @@ def backend_pid(wrapper: Any = None) -> Any:
     vendor = wrapper.vendor
     if vendor == "sqlite":
         wrapper.ensure_connection()
+        _sqlite_connections_seen.append(wrapper.connection)
         return id(wrapper.connection)
     sql = "SELECT pg_backend_pid()" if vendor == "postgresql" else "SELECT CONNECTION_ID()"
     with wrapper.cursor() as cursor:

@@ -35,7 +35,9 @@ def test_each_request_returns_its_connection_and_the_next_reuses_it():
     request_started.send(sender=None)
     first = backend_pid()
     request_finished.send(sender=None)
-    assert connection.connection is None, "request_finished must return the connection"
+    # Returned: parked for this thread's next request, idle for everybody else.
+    assert connection.dataflow_record is None, "request_finished must return the connection"
+    assert connection.dataflow_pool.get_stats()["checked_out"] == 0
     before = connection.dataflow_pool.get_stats()
     request_started.send(sender=None)
     second = backend_pid()
@@ -140,8 +142,11 @@ def test_conn_health_checks_keep_working():
         with wrapper.cursor() as cursor:
             cursor.execute("SELECT 1")
         wrapper.close_if_unusable_or_obsolete()
+        assert wrapper.dataflow_record is None  # returned (parked) after each request
+    stats = wrapper.dataflow_pool.get_stats()
+    assert (stats["checked_out"], stats["connections_created"]) == (0, 1)
+    wrapper.close()
     assert wrapper.connection is None
-    assert wrapper.dataflow_pool.get_stats()["connections_created"] == 1
 
 
 def test_an_aborted_transaction_does_not_leak_to_the_next_borrower(vendor):

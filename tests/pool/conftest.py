@@ -62,6 +62,12 @@ class SQLiteFileConnector:
             connection.rollback()
         return True
 
+    def is_clean(self, connection) -> bool:
+        try:
+            return not connection.in_transaction
+        except sqlite3.ProgrammingError:
+            return False
+
     def close(self, connection) -> None:
         with self.lock:
             self.closed += 1

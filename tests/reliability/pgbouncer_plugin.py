@@ -46,6 +46,13 @@ NOT_APPLICABLE = {
     "tests/backends/test_resilience.py::test_recycle_replaces_a_connection_past_its_lifetime": (
         SESSION_IDENTITY
     ),
+    "tests/backends/test_thread_affinity.py::"
+    "test_a_parked_connection_killed_on_the_server_is_replaced_without_an_error": (
+        SESSION_IDENTITY
+    ),
+    "tests/backends/test_thread_affinity.py::test_closing_the_pool_closes_a_parked_connection": (
+        SESSION_IDENTITY
+    ),
     "tests/backends/test_lifecycle.py::"
     "test_statement_cache_size_sizes_psycopgs_prepared_statement_cache": (
         "sets statement_cache_size, which behind_transaction_pooler refuses (dataflow.E006)"

@@ -55,5 +55,12 @@ class PostgreSQLConnector(DjangoConnector):
             connection.isolation_level = self.isolation_level
         return True
 
+    def is_clean(self, connection: Any) -> bool:
+        # A closed or broken connection's status is not IDLE either.
+        return (
+            connection.pgconn.transaction_status == IDLE
+            and connection.isolation_level == self.isolation_level
+        )
+
     def is_disconnect(self, error: BaseException, connection: Any) -> bool:
         return bool(connection is not None and (connection.closed or connection.broken))

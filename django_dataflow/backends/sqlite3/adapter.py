@@ -36,6 +36,12 @@ class SQLiteConnector(DjangoConnector):
             connection.rollback()
         return True
 
+    def is_clean(self, connection: Any) -> bool:
+        try:
+            return not connection.in_transaction
+        except sqlite3.ProgrammingError:  # closed
+            return False
+
     def forget_after_fork(self, connection: Any) -> None:
         # Not a socket: nothing to redirect. The registry keeps the object alive, so
         # the child never closes the parent's file handle.

@@ -1,0 +1,173 @@
+"""Thread affinity: a borrower *parks* its connection instead of checking it in.
+
+Why it exists: the cheapest connection is the one the thread already holds. A web worker
+thread serves request after request; handing its connection back to the shared pool at the
+end of each request and taking one out again at the start of the next costs bookkeeping
+(a lock, the lease, the idle stack) that a persistent connection never pays. HikariCP
+solves this with its ConcurrentBag: each thread remembers the connections it used last and
+tries them first, while every connection stays available to everybody.
+
+Here, a parked connection:
+
+* stays with its holder (the lease is kept), so the holder takes it back with a single
+  dictionary ``pop`` and no lock (:meth:`ParkingMixin.unpark`);
+* counts as idle: any other borrower may take it, under the pool lock, when no idle
+  connection is left (before opening a new one, before waiting), and the housekeeper
+  closes it when it expires or idled too long as overflow;
+* is clean: it is parked only when no transaction is open on it, so whoever takes it
+  needs no reset.
+
+The claim is the ``pop`` from ``_parked``: atomic, so exactly one of the holder, another
+borrower and the housekeeper wins a parked connection. Everybody but the holder pops
+only under the pool lock, and a record changes hands (a new lease) under the same lock.
+A holder whose connection was taken simply checks out another one. ``_parked`` is keyed
+by the lease of the checkout that parked the connection, never by the connection: a
+lease is never reused, so a holder can only ever claim its own parking. (Keyed by
+connection, a holder whose connection was taken, used and parked again by another
+thread would pop that other thread's parking.)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class ParkingMixin:
+    """The parking half of ConnectionPool (which provides the attributes used here)."""
+
+    _parked: dict[int, Any]
+
+    def park(self: Any, record: Any, lease: int) -> bool:
+        """Keep ``record`` for the holder of ``lease``'s next checkout, and lendable to
+        anyone meanwhile. False when it must be checked in instead: requests are waiting
+        (they get it through checkin, in their order), the pool is closing, the
+        connection was invalidated, or a transaction is open on it."""
+        if (
+            self._waiters
+            or self._closed
+            or record.lease != lease
+            or record.invalidated is not None
+            or not self._is_clean(record)
+        ):
+            return False
+        record.idle_since = time.monotonic()
+        record.parks += 1  # counted as a checkin
+        self._parked[lease] = record
+        # A borrower may have queued (or the pool closed) after the check above and
+        # before the insert, without seeing the insert: settle under the lock.
+        if self._waiters or self._closed:
+            self._settle_parked()
+        return True
+
+    def unpark(self: Any, record: Any, lease: int) -> bool:
+        """The holder takes its parked connection back. False when somebody else took
+        it, or when it needs the checks of a full checkout (expired, invalidated, due a
+        pre-ping): then it is checked in and the caller checks out normally."""
+        if self._parked.pop(lease, None) is not record:
+            return False  # taken (a lease is never reused: no one else's parking)
+        now = time.monotonic()
+        if (
+            record.invalidated is None
+            and record.generation == self._generation
+            and (record.recycle_at is None or now < record.recycle_at)
+            and not (
+                self.pre_ping
+                and (
+                    now - record.idle_since > self.pre_ping_bypass
+                    or self.connector.has_pending_input(record.connection)
+                )
+            )
+        ):
+            record.unparks += 1  # counted as a checkout
+            record.times_checked_out += 1
+            record.last_checkout_at = now
+            return True
+        record.parks -= 1  # the checkin below counts instead
+        self.checkin(record, lease)
+        return False
+
+    # -- under the lock ------------------------------------------------------------------
+
+    def _is_clean(self: Any, record: Any) -> bool:
+        try:
+            return bool(self.connector.is_clean(record.connection))
+        except Exception:  # whatever went wrong, the checkin path deals with it
+            return False
+
+    def _take_parked(self: Any) -> Any:
+        """Under the lock: claim the longest-parked connection, or None."""
+        parked = self._parked
+        while parked:
+            try:
+                lease = next(iter(parked))
+            except (StopIteration, RuntimeError):  # a holder popped it meanwhile
+                continue
+            record = parked.pop(lease, None)
+            if record is not None:
+                # The holder's park was its checkin; lending it again is a checkout.
+                return record
+        return None
+
+    def _hand_parked_to_waiters(self: Any) -> None:
+        """Under the lock: parked connections go to the oldest waiters."""
+        while self._waiters and self._parked:
+            record = self._take_parked()
+            if record is None:
+                return
+            waiter = self._waiters.popleft()
+            self._lend(record, waiter.thread, time.monotonic())
+            waiter.grant = record
+            waiter.event.set()
+
+    def _take_all_parked(self: Any) -> list[Any]:
+        """Under the lock: claim every parked connection and take it out of the pool's
+        count (the caller closes them)."""
+        taken = []
+        while (record := self._take_parked()) is not None:
+            self._out.discard(record)
+            record.lease = 0
+            record.holder = None
+            self._total -= 1
+            self._retire_counts(record)
+            taken.append(record)
+        return taken
+
+    def _settle_parked(self: Any) -> None:
+        with self._lock:
+            closing = self._take_all_parked() if self._closed else []
+            self._hand_parked_to_waiters()
+        for record in closing:
+            self._close_quietly(record)
+
+    def _expire_parked(self: Any, now: float, expired: list[tuple[Any, str]]) -> None:
+        """Under the lock (housekeeping): close parked connections that expired or idled
+        too long as overflow; make those of ended threads plain idle ones."""
+        for lease, record in tuple(self._parked.items()):
+            if record.invalidated is not None:
+                reason = record.invalidated
+            elif record.recycle_at is not None and now >= record.recycle_at:
+                reason = "recycle"
+            elif (
+                self._total - len(expired) > self.pool_size
+                and now - record.idle_since >= self.overflow_idle_timeout
+            ):
+                reason = "overflow_idle"
+            elif record.holder is not None and not record.holder.is_alive():
+                reason = ""
+            else:
+                continue
+            if self._parked.pop(lease, None) is not record:
+                continue  # its holder took it back meanwhile
+            self._out.discard(record)
+            record.lease = 0
+            record.holder = None
+            if reason:
+                expired.append((record, reason))
+            else:
+                self._idle.appendleft(record)  # idle since it was parked: at the old end
+
+    def _retire_counts(self: Any, record: Any) -> None:
+        # Under the lock: a record leaving the pool hands its counters to the pool.
+        self._retired_parks += record.parks
+        self._retired_unparks += record.unparks

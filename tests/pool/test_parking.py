@@ -1,0 +1,303 @@
+"""Thread affinity in the engine: park, unpark, and everybody else taking parked
+connections (real sqlite3 connections, real threads)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+
+def park(pool, record):
+    assert pool.park(record, record.lease)
+    return record.lease
+
+
+def checkout_in_another_thread(pool):
+    taken = []
+    thread = threading.Thread(target=lambda: taken.append(pool.checkout()))
+    thread.start()
+    thread.join()
+    return taken[0]
+
+
+def test_the_holder_takes_its_parked_connection_back(make_pool, connector):
+    pool = make_pool(pool_size=2)
+    record = pool.checkout()
+    lease = park(pool, record)
+
+    stats = pool.get_stats()
+    assert (stats["checked_out"], stats["idle_connections"]) == (0, 1)
+    assert stats["checkins"] == 1
+    assert pool.unpark(record, lease)
+    stats = pool.get_stats()
+    assert (stats["checked_out"], stats["idle_connections"]) == (1, 0)
+    assert (stats["checkouts"], stats["thread_reuses"]) == (2, 1)
+    assert record.lease == lease  # the same checkout goes on
+    pool.checkin(record, lease)
+    stats = pool.get_stats()
+    assert stats["checkouts"] == stats["checkins"] == 2
+    assert connector.opened == 1
+
+
+def test_another_thread_takes_a_parked_connection_before_opening_one(make_pool, connector):
+    pool = make_pool(pool_size=2, max_overflow=0)
+    record = pool.checkout()
+    lease = park(pool, record)
+
+    assert checkout_in_another_thread(pool) is record
+    assert record.lease != lease
+    assert connector.opened == 1
+    assert not pool.unpark(record, lease), "the holder must not get it back"
+    pool.checkin(record, lease)  # a stale lease: ignored
+    assert record.lease != 0
+    pool.checkin(record, record.lease)
+    stats = pool.get_stats()
+    assert stats["checkouts"] == stats["checkins"] == 2
+    assert (stats["checked_out"], stats["idle_connections"]) == (0, 1)
+
+
+def test_a_waiter_gets_a_connection_parked_while_it_waits(make_pool):
+    pool = make_pool(pool_size=1, max_overflow=0, timeout=5)
+    record = pool.checkout()
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(pool.checkout()))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while not pool.get_stats()["wait_queue"] and time.monotonic() < deadline:
+        time.sleep(0.001)
+    lease = record.lease
+
+    # Requests are waiting: the holder checks in (to the oldest waiter) instead.
+    assert not pool.park(record, lease)
+    pool.checkin(record, lease)
+    waiter.join(5)
+    assert got == [record]
+
+
+def test_a_connection_parked_just_as_a_waiter_queues_goes_to_the_waiter(make_pool):
+    # The race the park re-check is for: the park's first look saw no waiter, a borrower
+    # queued before the insert. Played in order here by queueing behind park's back.
+    pool = make_pool(pool_size=1, max_overflow=0, timeout=5)
+    record = pool.checkout()
+    lease = record.lease
+    waiters = pool._waiters
+
+    class QueueOnFirstLook:
+        # Reports "no waiter" once, as the first check would have seen, then the truth.
+        looked = False
+
+        def __bool__(self) -> bool:
+            if not self.looked:
+                self.looked = True
+                return False
+            return bool(waiters)
+
+        def __getattr__(self, name):
+            return getattr(waiters, name)
+
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(pool.checkout()))
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while not waiters and time.monotonic() < deadline:
+        time.sleep(0.001)
+    pool._waiters = QueueOnFirstLook()
+    try:
+        assert pool.park(record, lease)
+    finally:
+        pool._waiters = waiters
+    waiter.join(5)
+    assert got == [record], "the waiter must get the connection parked behind it"
+    assert not pool.unpark(record, lease)
+
+
+def test_a_connection_with_an_open_transaction_is_not_parked(make_pool):
+    pool = make_pool(pool_size=1)
+    record = pool.checkout()
+    record.connection.execute("BEGIN")
+    assert not pool.park(record, record.lease)
+    pool.checkin(record, record.lease)  # reset rolls it back
+    assert not record.connection.in_transaction
+
+
+def test_an_invalidated_connection_is_not_parked(make_pool):
+    pool = make_pool(pool_size=1)
+    record = pool.checkout()
+    record.invalidate("test")
+    assert not pool.park(record, record.lease)
+
+
+@pytest.mark.parametrize("why", ["invalidated", "expired", "older_generation"])
+def test_an_unfit_parked_connection_goes_through_a_full_checkout(make_pool, connector, why):
+    pool = make_pool(pool_size=1, recycle=3600)
+    record = pool.checkout()
+    lease = park(pool, record)
+    if why == "invalidated":
+        record.invalidate("test")
+    elif why == "expired":
+        record.recycle_at = time.monotonic() - 1
+    else:
+        pool.invalidate_older_connections()
+
+    assert not pool.unpark(record, lease)
+    fresh = pool.checkout()
+    if why == "older_generation":
+        assert fresh is record  # checked (pinged), not replaced
+        assert connector.pings == 1
+    else:
+        assert fresh is not record
+        assert connector.closed == 1
+    pool.checkin(fresh, fresh.lease)
+    stats = pool.get_stats()
+    assert stats["checkouts"] == stats["checkins"] == 2
+
+
+def test_pre_ping_applies_to_a_parked_connection_idle_past_the_bypass(make_pool, connector):
+    pool = make_pool(pool_size=1, pre_ping=True, pre_ping_bypass=0.05)
+    record = pool.checkout()
+    lease = park(pool, record)
+    assert connector.pings == 0
+    time.sleep(0.1)
+    connector.dead.add(id(record.connection))
+
+    assert not pool.unpark(record, lease)
+    fresh = pool.checkout()
+    assert fresh is not record, "a dead parked connection is replaced"
+    assert pool.get_stats()["pre_ping_failures"] == 1
+
+
+def test_a_parked_connection_inside_the_bypass_is_taken_back_without_a_ping(make_pool, connector):
+    pool = make_pool(pool_size=1, pre_ping=True, pre_ping_bypass=60)
+    record = pool.checkout()
+    lease = park(pool, record)
+    assert pool.unpark(record, lease)
+    assert connector.pings == 0
+
+
+def test_closing_the_pool_closes_parked_connections(make_pool, connector):
+    pool = make_pool(pool_size=2)
+    record = pool.checkout()
+    lease = park(pool, record)
+    pool.close()
+    assert connector.closed == 1
+    assert not pool.unpark(record, lease)
+    assert pool.get_stats()["total"] == 0
+
+
+def test_housekeeping_closes_parked_overflow_and_expired_connections(make_pool, connector):
+    pool = make_pool(pool_size=1, max_overflow=2, overflow_idle_timeout=0.05, recycle=3600)
+    records = [pool.checkout() for _ in range(3)]
+    leases = [park(pool, record) for record in records]
+    records[0].recycle_at = time.monotonic() - 1  # expired
+    time.sleep(0.1)
+
+    pool.maintain()
+
+    # The expired one, and one overflow connection; pool_size (1) stays.
+    assert connector.closed == 2
+    stats = pool.get_stats()
+    assert stats["total"] == 1
+    assert stats["checkouts"] == stats["checkins"] == 3
+    kept = [r for r, lease in zip(records, leases, strict=True) if pool.unpark(r, lease)]
+    assert len(kept) == 1 and kept[0] is not records[0]
+
+
+def test_a_parked_connection_of_an_ended_thread_becomes_idle_without_a_warning(make_pool):
+    pool = make_pool(pool_size=1)
+    parked = []
+
+    def request():
+        record = pool.checkout()
+        parked.append(park(pool, record))
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    thread.join()
+    pool.maintain()
+
+    stats = pool.get_stats()
+    assert stats["reclaimed_from_dead_threads"] == 0  # it was given back properly
+    assert (stats["checked_out"], stats["idle_connections"]) == (0, 1)
+    assert pool._idle and not pool._parked
+
+
+def test_a_parked_connection_checked_in_by_its_lease_is_claimed_first(make_pool):
+    # What the housekeeper does when the holder's wrapper was garbage-collected.
+    pool = make_pool(pool_size=1)
+    record = pool.checkout()
+    lease = park(pool, record)
+    pool.checkin(record, lease)
+    stats = pool.get_stats()
+    assert stats["checkouts"] == stats["checkins"] == 1
+    assert (stats["checked_out"], stats["idle_connections"]) == (0, 1)
+    assert not pool.unpark(record, lease)
+
+
+def test_no_two_borrowers_ever_hold_one_connection(make_pool, connector):
+    """Eight threads park, take back, steal and check in as fast as they can on three
+    connections; every use marks the connection busy and fails if it already is."""
+    pool = make_pool(pool_size=2, max_overflow=1, timeout=10)
+    busy: set[int] = set()
+    busy_lock = threading.Lock()
+    errors: list[str] = []
+    rounds = 1500
+
+    def use(record):
+        with busy_lock:
+            if id(record) in busy:
+                errors.append("a connection was lent twice")
+            busy.add(id(record))
+        record.connection.execute("SELECT 1")
+        with busy_lock:
+            busy.discard(id(record))
+
+    def worker(n: int) -> None:
+        mine = None  # (record, lease) parked by this thread
+        for i in range(rounds):
+            if mine is not None and pool.unpark(*mine):
+                record, lease = mine
+            else:
+                record = pool.checkout()
+                lease = record.lease
+            use(record)
+            if (i + n) % 7 == 0 or not pool.park(record, lease):
+                pool.checkin(record, lease)
+                mine = None
+            else:
+                mine = (record, lease)
+        if mine is not None:
+            pool.checkin(*mine)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == []
+    stats = pool.get_stats()
+    assert stats["checkouts"] == stats["checkins"] == 8 * rounds
+    assert stats["checked_out"] == 0
+    assert stats["total"] <= 3
+    assert stats["thread_reuses"] > 0
+    assert connector.opened <= 3
+
+
+def test_a_holder_never_claims_a_parking_that_is_not_its_own(make_pool):
+    # Its connection was taken, used and parked again by the thief: the connection is
+    # parked, but not by this holder, which must not take it (nor lose it for the thief).
+    pool = make_pool(pool_size=1, max_overflow=0)
+    record = pool.checkout()
+    first_lease = park(pool, record)
+    assert checkout_in_another_thread(pool) is record
+    second_lease = park(pool, record)
+
+    assert not pool.unpark(record, first_lease)
+    assert pool.get_stats()["idle_connections"] == 1, "the thief's parking must survive"
+    assert pool.unpark(record, second_lease)
+    pool.checkin(record, second_lease)
+    stats = pool.get_stats()
+    assert stats["checkouts"] == stats["checkins"] == 3
+    assert (stats["checked_out"], stats["idle_connections"]) == (0, 1)
