@@ -118,8 +118,9 @@ class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
     """Django's error translator, plus: a disconnect-class error condemns the connection."""
 
     def __exit__(self, exc_type, exc_value, traceback):
-        if exc_type is not None:
-            self.wrapper._dataflow_note_error(exc_value)
+        if exc_type is None:
+            return None  # every query that worked: skip the call to Django's __exit__
+        self.wrapper._dataflow_note_error(exc_value)
         return super().__exit__(exc_type, exc_value, traceback)
 
 

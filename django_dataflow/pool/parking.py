@@ -43,13 +43,12 @@ class ParkingMixin:
         anyone meanwhile. False when it must be checked in instead: requests are waiting
         (they get it through checkin, in their order), the pool is closing, the
         connection was invalidated, or a transaction is open on it."""
-        if (
-            self._waiters
-            or self._closed
-            or record.lease != lease
-            or record.invalidated is not None
-            or not self._is_clean(record)
-        ):
+        if self._waiters or self._closed or record.lease != lease or record.invalidated:
+            return False
+        try:
+            if not self.connector.is_clean(record.connection):
+                return False
+        except Exception:  # whatever is wrong with it, checkin deals with it
             return False
         record.idle_since = time.monotonic()
         record.parks += 1  # counted as a checkin
@@ -88,12 +87,6 @@ class ParkingMixin:
         return False
 
     # -- under the lock ------------------------------------------------------------------
-
-    def _is_clean(self: Any, record: Any) -> bool:
-        try:
-            return bool(self.connector.is_clean(record.connection))
-        except Exception:  # whatever went wrong, the checkin path deals with it
-            return False
 
     def _take_parked(self: Any) -> Any:
         """Under the lock: claim the longest-parked connection, or None."""
