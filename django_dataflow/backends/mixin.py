@@ -379,9 +379,11 @@ class PooledDatabaseWrapperMixin:
         ):
             return super().close_if_unusable_or_obsolete()
         # Forget the connection before it becomes lendable to other threads.
-        connection = self.__dict__.pop("connection")
+        connection = self.__dict__.pop("connection", None)
         self._dataflow_parked = True
-        if not pool.park(lease.record, lease.token):
+        if connection is not lease.record.connection or not pool.park(
+            lease.record, lease.token
+        ):  # (the first: self.connection was overwritten behind Django's back)
             self._dataflow_parked = False
             self.connection = connection
             return super().close_if_unusable_or_obsolete()

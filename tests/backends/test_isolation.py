@@ -81,9 +81,12 @@ def test_pools_on_a_database_are_closed_before_it_is_dropped(second_database):
     assert not [p for p in registry.all_pools() if p.target == second_database]
 
 
-def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(vendor):
+@pytest.mark.parametrize("state", ["checked_out", "parked"])
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(vendor, state):
     parent_pid = backend_pid(connection)  # checked out while forking
     parent_raw = connection.connection
+    if state == "parked":
+        connection.close_if_unusable_or_obsolete()  # a request ended: parked, not held
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child

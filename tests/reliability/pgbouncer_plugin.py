@@ -32,11 +32,12 @@ SESSION_IDENTITY = (
     "identifies server sessions by backend pid; behind PgBouncer a client connection has "
     "no server session of its own (tests/reliability/test_pgbouncer.py covers kills there)"
 )
+FORK = SESSION_IDENTITY + "; fork safety: tests/reliability/test_web_servers.py, test_celery.py"
 NOT_APPLICABLE = {
     "tests/backends/test_isolation.py::"
-    "test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone": (
-        SESSION_IDENTITY + "; fork safety: tests/reliability/test_web_servers.py, test_celery.py"
-    ),
+    "test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone[checked_out]": FORK,
+    "tests/backends/test_isolation.py::"
+    "test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone[parked]": FORK,
     "tests/backends/test_resilience.py::"
     "test_pre_ping_replaces_a_killed_idle_connection_without_an_error": SESSION_IDENTITY,
     "tests/backends/test_resilience.py::"
