@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from django_dataflow.pool.connector import Connector
 from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
 from django_dataflow.pool.leaks import LeakDetector
+from django_dataflow.pool.opening import ConnectFailed, OpeningMixin
 from django_dataflow.pool.parking import ParkingMixin
 from django_dataflow.pool.record import ConnectionRecord
 from django_dataflow.pool.stats import PoolStats
@@ -64,13 +65,14 @@ class _Waiter:
         self.since = since
 
 
-class ConnectionPool(ParkingMixin):
+class ConnectionPool(ParkingMixin, OpeningMixin):
     """A pool of physical connections made by ``connector``.
 
     ``pool_size`` connections are kept open once made; up to ``max_overflow`` more are
     opened under load and closed again after idling ``overflow_idle_timeout`` seconds.
     With ``thread_affinity``, a borrower may park its connection between uses instead of
-    checking it in (see ``parking.py``).
+    checking it in (see ``parking.py``). Connections for waiting borrowers are opened in
+    the background, ``max_opening`` at a time (see ``opening.py``).
     """
 
     def __init__(
@@ -91,11 +93,14 @@ class ConnectionPool(ParkingMixin):
         events: PoolEvents | None = None,
         target: str = "",
         thread_affinity: bool = True,
+        max_opening: int = 2,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         if max_overflow < 0:
             raise ValueError("max_overflow must not be negative")
+        if max_opening < 1:
+            raise ValueError("max_opening must be at least 1")
         self.name = name
         # What the connections lead to (a database name), for messages and for closing
         # every pool on a database before it is dropped.
@@ -109,6 +114,7 @@ class ConnectionPool(ParkingMixin):
         self.pre_ping = pre_ping
         self.pre_ping_bypass = pre_ping_bypass
         self.overflow_idle_timeout = overflow_idle_timeout
+        self.max_opening = max_opening
         self.leaks = LeakDetector(leak_threshold, leak_action, leak_check_interval)
         self.events = events
         # Parking is off with leak detection: a parked connection is not "held".
@@ -123,6 +129,8 @@ class ConnectionPool(ParkingMixin):
         self._parked: dict[int, ConnectionRecord] = {}
         # Physical connections open or being opened: the number held against the limit.
         self._total = 0
+        # Connects running in opener threads for the waiters (counted in _total too).
+        self._opening = 0
         self._generation = 0
         self._leases = itertools.count(1)
         self._closed = False
@@ -150,6 +158,7 @@ class ConnectionPool(ParkingMixin):
         started = time.monotonic()
         thread = threading.current_thread()
         abandoned: list[tuple[ConnectionRecord, int]] = []
+        openers = 0
         with self._lock:
             if self._closed:
                 raise PoolClosedError(f"The connection pool {self.name!r} is closed.")
@@ -157,19 +166,33 @@ class ConnectionPool(ParkingMixin):
                 # The common case: the most recently returned connection.
                 grant: Any = self._idle.pop()
                 self._lend(grant, thread, started)
-            elif self._parked and not self._waiters and (grant := self._take_parked()):
-                # Another thread's parked connection, before opening one more.
-                self._lend(grant, thread, started)
-            elif self._total < self.max_connections:
+            elif not self._total:
+                # Nothing open or opening, so nothing can come back: connect right here.
                 self._total += 1
                 grant = _MAY_CONNECT
+            elif (
+                self._total >= self.max_connections
+                and self._parked
+                and not self._waiters
+                and (grant := self._take_parked())
+            ):
+                # At the limit: another thread's parked connection. (Below it, the pool
+                # grows instead: taking a parked connection leaves its thread without
+                # one, which then takes another's, and so on, for every request.)
+                self._lend(grant, thread, started)
             else:
-                abandoned = self._claim_abandoned(thread)
+                # Wait for whatever comes first: a connection given back, or one the
+                # openers make for the queue (see opening.py).
                 waiter = _Waiter(thread, started)
                 self._waiters.append(waiter)
-                if self._parked:  # parked after the check above: to the oldest waiter
-                    self._hand_parked_to_waiters()
+                if self._total >= self.max_connections:
+                    abandoned = self._claim_abandoned(thread)
+                    if self._parked:  # parked after the check above: to the oldest waiter
+                        self._hand_parked_to_waiters()
+                openers = self._openers_needed()
                 grant = None
+        if openers:
+            self._start_openers(openers)
         if abandoned:
             self._return_abandoned(abandoned)
         if grant is None:
@@ -284,6 +307,8 @@ class ConnectionPool(ParkingMixin):
             raise PoolTimeoutError(message)
         if grant is _POOL_CLOSED:
             raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
+        if isinstance(grant, ConnectFailed):
+            raise grant.error
         return grant
 
     def _timeout_message(self, waited: float) -> str:
@@ -536,6 +561,7 @@ class ConnectionPool(ParkingMixin):
         self._parked.clear()
         self._waiters.clear()
         self._total = 0
+        self._opening = 0
         self._closed = True
         return inherited
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,17 +25,28 @@ class SQLiteFileConnector:
         # Connections whose server "died": still open locally, but their ping fails.
         self.dead: set[int] = set()
         self.connect_gate: threading.Event | None = None  # connect waits on it if set
+        self.connect_seconds = 0.0  # how long a connect takes
+        self.connecting = 0  # connects running now, and the most seen at once
+        self.most_connecting = 0
         self.lock = threading.Lock()
 
     def connect(self):
         with self.lock:
             self.opened += 1
+            self.connecting += 1
+            self.most_connecting = max(self.most_connecting, self.connecting)
             error, self.fail_next_connect = self.fail_next_connect, None
-        if self.connect_gate is not None:
-            self.connect_gate.wait()
-        if error is not None:
-            raise error
-        return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            if self.connect_gate is not None:
+                self.connect_gate.wait()
+            if self.connect_seconds:
+                time.sleep(self.connect_seconds)
+            if error is not None:
+                raise error
+            return sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        finally:
+            with self.lock:
+                self.connecting -= 1
 
     def ping(self, connection) -> bool:
         self.pings += 1

@@ -41,8 +41,20 @@ def test_the_holder_takes_its_parked_connection_back(make_pool, connector):
     assert connector.opened == 1
 
 
-def test_another_thread_takes_a_parked_connection_before_opening_one(make_pool, connector):
+def test_below_the_limit_another_thread_opens_one_rather_than_take_a_parked_one(
+    make_pool, connector
+):
     pool = make_pool(pool_size=2, max_overflow=0)
+    record = pool.checkout()
+    lease = park(pool, record)
+
+    assert checkout_in_another_thread(pool) is not record
+    assert connector.opened == 2
+    assert pool.unpark(record, lease), "the holder keeps its connection"
+
+
+def test_at_the_limit_another_thread_takes_a_parked_connection(make_pool, connector):
+    pool = make_pool(pool_size=1, max_overflow=0)
     record = pool.checkout()
     lease = park(pool, record)
 

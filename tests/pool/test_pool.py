@@ -161,23 +161,30 @@ def test_a_timed_out_waiter_never_swallows_a_connection(make_pool, connector):
 
 def test_a_hanging_connect_does_not_block_other_borrowers(make_pool, connector):
     pool = make_pool(pool_size=2, max_overflow=0, timeout=5)
-    idle = pool.checkout()
-    pool.checkin(idle, idle.lease)
-    first = pool.checkout()  # takes the idle connection
+    first = pool.checkout()  # nothing open: connects in its own thread
     connector.connect_gate = threading.Event()
-    hanging = threading.Thread(target=pool.checkout)  # must open a new one: hangs
-    hanging.start()
+    got = []
+    # Finds nothing free: waits, while an opener connects for it (and hangs).
+    waiting = threading.Thread(target=lambda: got.append(pool.checkout()))
+    waiting.start()
     deadline = time.monotonic() + 5
     while connector.opened < 2 and time.monotonic() < deadline:
         time.sleep(0.001)
     started = time.monotonic()
+    pool.checkin(first, first.lease)  # given back: to the waiting borrower, at once
+    waiting.join(5)
+    assert got == [first]
+    assert time.monotonic() - started < 0.5
     pool.checkin(first, first.lease)
-    again = pool.checkout(timeout=1)
+    again = pool.checkout(timeout=1)  # nor does it hold up the next borrower
     assert again is first
     assert time.monotonic() - started < 0.5
     assert pool.get_stats()["total"] == 2  # the hanging connect holds its slot
     connector.connect_gate.set()
-    hanging.join()
+    deadline = time.monotonic() + 5
+    while pool.get_stats()["idle_connections"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert pool.get_stats()["idle_connections"] == 1, "the late connection is kept idle"
 
 
 def test_a_failed_connect_gives_its_slot_back(make_pool, connector):

@@ -1,0 +1,107 @@
+"""Opening connections for waiting borrowers in the background, a few at a time.
+
+Why it exists: when every connection is busy, a borrower that opens a connection for
+itself waits for that connect even if another borrower gives a connection back a
+millisecond later. And a burst of borrowers on an empty pool (a deploy, a restart, the
+first second of a benchmark) opens one connection each, all at once: on a small machine
+the server then sets up fifty sessions in parallel and every one of those connects takes
+as long as all of them together.
+
+So, as HikariCP and psycopg_pool do, a borrower that finds nothing to take joins the
+queue of waiters and the pool opens connections for the queue in background threads, at
+most ``max_opening`` at a time. A waiter gets whatever comes first: a connection given
+back (checkin hands it to the oldest waiter) or a new one (the opener hands it to the
+oldest waiter, or keeps it idle when nobody waits any more). A failed connect fails the
+oldest waiter with the connect's error at once (the server is down: the request should
+fail fast, not wait for ``pool_timeout``) and the next attempt starts for the others.
+
+The limit is still counted before connecting: an opener holds one of ``_total``'s slots
+from the moment it is started. Only a borrower with nothing at all to wait for (no
+connection open or opening) connects in its own thread, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django_dataflow.pool.record import ConnectionRecord
+
+logger = logging.getLogger("django_dataflow.pool")
+
+
+class ConnectFailed:
+    """A waiter's grant: the connect made for the queue failed with ``error``."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class OpeningMixin:
+    """The background-opening half of ConnectionPool (which provides the attributes)."""
+
+    def _openers_needed(self: Any) -> int:
+        """Under the lock: reserve slots for the openers the waiting queue needs now (no
+        more openers than waiters, at most ``max_opening`` at once, within the limit)."""
+        started = 0
+        while (
+            self._opening < self.max_opening
+            and self._total < self.max_connections
+            and len(self._waiters) > self._opening
+        ):
+            self._opening += 1
+            self._total += 1
+            started += 1
+        return started
+
+    def _start_openers(self: Any, count: int) -> None:
+        # Outside the lock.
+        for _ in range(count):
+            threading.Thread(
+                target=self._open_for_waiters, name=f"dataflow-open-{self.name}", daemon=True
+            ).start()
+
+    def _open_for_waiters(self: Any) -> None:
+        """An opener thread: open one connection (its slot is reserved) and give it to
+        the oldest waiter."""
+        try:
+            connection = self.connector.connect()
+        except BaseException as error:
+            with self._lock:
+                self._opening -= 1
+                self._total -= 1
+                self.stats.counters["connection_errors"] += 1
+                if self._waiters:
+                    waiter = self._waiters.popleft()
+                    waiter.grant = ConnectFailed(error)
+                    waiter.event.set()
+                more = self._openers_needed()
+            logger.debug("Opening a connection for %r failed: %s", self.name, error)
+            self._start_openers(more)
+            return
+        record = ConnectionRecord(
+            connection, generation=self._generation, recycle_at=self._recycle_deadline()
+        )
+        with self._lock:
+            self._opening -= 1
+            self.stats.counters["connections_created"] += 1
+            closed = self._closed
+            if closed:
+                self._total -= 1
+            elif self._waiters:
+                waiter = self._waiters.popleft()
+                self._lend(record, waiter.thread, time.monotonic())
+                waiter.grant = record
+                waiter.event.set()
+            else:
+                self._idle.append(record)  # everybody was served (or gave up) meanwhile
+            more = 0 if closed else self._openers_needed()
+        if closed:
+            self._close_quietly(record)
+            return
+        logger.debug("Opened a new connection for %r (%d open).", self.name, self._total)
+        self._start_openers(more)

@@ -1,0 +1,118 @@
+"""Connections opened for waiting borrowers in the background, a few at a time (real
+sqlite3 connections, real threads)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from django_dataflow.pool import PoolTimeoutError
+
+
+def checkouts_in_threads(pool, count: int, hold: float = 0.0, keep: bool = False):
+    """``count`` threads check out at once, hold their connection, give it back (or
+    keep it)."""
+    records, errors = [], []
+    start = threading.Barrier(count)
+
+    def borrow() -> None:
+        start.wait()
+        try:
+            record = pool.checkout()
+        except Exception as error:
+            errors.append(error)
+            return
+        records.append(record)
+        time.sleep(hold)
+        if not keep:
+            pool.checkin(record, record.lease)
+
+    threads = [threading.Thread(target=borrow) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return records, errors
+
+
+def test_a_burst_on_an_empty_pool_opens_a_few_connections_at_a_time(make_pool, connector):
+    connector.connect_seconds = 0.02
+    pool = make_pool(pool_size=10, max_overflow=10, timeout=10, max_opening=2)
+
+    records, errors = checkouts_in_threads(pool, 20, hold=0.005)
+
+    assert errors == [] and len(records) == 20
+    # The first borrower connects itself (nothing else could come back), the queue gets
+    # two openers: never twenty connects at once.
+    assert connector.most_connecting <= 3
+    # Given-back connections served part of the queue: fewer connections than borrowers.
+    assert connector.opened < 20
+    assert pool.get_stats()["total"] == connector.opened
+
+
+def test_a_waiter_takes_a_new_connection_when_nothing_comes_back(make_pool, connector):
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=5)
+    held = pool.checkout()
+    (got,), _ = checkouts_in_threads(pool, 1, keep=True)
+    assert got is not held
+    assert connector.opened == 2
+    stats = pool.get_stats()
+    assert (stats["total"], stats["checked_out"], stats["connections_created"]) == (2, 2, 2)
+
+
+def test_a_failed_connect_for_the_queue_fails_the_oldest_waiter_at_once(make_pool, connector):
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=10)
+    held = pool.checkout()
+    connector.fail_next_connect = sqlite3.OperationalError("server down")
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="server down"):
+        pool.checkout()  # not a PoolTimeout after 10 s: the connect's own error, now
+    assert time.monotonic() - started < 2
+    stats = pool.get_stats()
+    assert (stats["total"], stats["connection_errors"], stats["wait_queue"]) == (1, 1, 0)
+    pool.checkin(held, held.lease)
+
+
+def wait_until(condition) -> None:
+    deadline = time.monotonic() + 5
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def time_out_while_a_connect_for_it_hangs(pool, connector):
+    """Hold one connection; a second checkout times out while its connect hangs; then
+    let the connect finish. Returns the held record."""
+    held = pool.checkout()
+    connector.connect_gate = threading.Event()
+    with pytest.raises(PoolTimeoutError):
+        pool.checkout()
+    return held
+
+
+def test_a_connection_opened_after_its_waiter_gave_up_is_kept_idle(make_pool, connector):
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=0.2)
+    held = time_out_while_a_connect_for_it_hangs(pool, connector)
+    connector.connect_gate.set()
+    wait_until(lambda: pool.get_stats()["idle_connections"] >= 1)
+    stats = pool.get_stats()
+    assert (stats["total"], stats["idle_connections"], stats["checked_out"]) == (2, 1, 1)
+    pool.checkin(held, held.lease)
+
+
+def test_connections_opened_for_a_closed_pool_are_closed(make_pool, connector):
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=0.2)
+    held = time_out_while_a_connect_for_it_hangs(pool, connector)
+    pool.close()
+    connector.connect_gate.set()
+    wait_until(lambda: connector.closed >= 1)
+    assert connector.closed == 1
+    pool.checkin(held, held.lease)
+    assert pool.get_stats()["total"] == 0
+
+
+def test_max_opening_must_be_positive(make_pool):
+    with pytest.raises(ValueError, match="max_opening"):
+        make_pool(max_opening=0)
