@@ -44,9 +44,11 @@ class ConnectFailed:
 class OpeningMixin:
     """The background-opening half of ConnectionPool (which provides the attributes)."""
 
-    def _openers_needed(self: Any) -> int:
-        """Under the lock: reserve slots for the openers the waiting queue needs now (no
-        more openers than waiters, at most ``max_opening`` at once, within the limit)."""
+    def _serve_queue(self: Any) -> int:
+        """Under the lock: what the waiting queue needs now. Reserve slots for openers (no
+        more openers than waiters, at most ``max_opening`` at once, within the limit) and
+        return how many to start; at the limit, give the waiters parked connections,
+        since no new connection is coming for them."""
         started = 0
         while (
             self._opening < self.max_opening
@@ -56,6 +58,8 @@ class OpeningMixin:
             self._opening += 1
             self._total += 1
             started += 1
+        if self._parked and self._total >= self.max_connections:
+            self._hand_parked_to_waiters(beyond=self._opening)
         return started
 
     def _start_openers(self: Any, count: int) -> None:
@@ -79,7 +83,7 @@ class OpeningMixin:
                     waiter = self._waiters.popleft()
                     waiter.grant = ConnectFailed(error)
                     waiter.event.set()
-                more = self._openers_needed()
+                more = self._serve_queue()
             logger.debug("Opening a connection for %r failed: %s", self.name, error)
             self._start_openers(more)
             return
@@ -99,7 +103,7 @@ class OpeningMixin:
                 waiter.event.set()
             else:
                 self._idle.append(record)  # everybody was served (or gave up) meanwhile
-            more = 0 if closed else self._openers_needed()
+            more = 0 if closed else self._serve_queue()
         if closed:
             self._close_quietly(record)
             return

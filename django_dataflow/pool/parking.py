@@ -102,9 +102,10 @@ class ParkingMixin:
                 return record
         return None
 
-    def _hand_parked_to_waiters(self: Any) -> None:
-        """Under the lock: parked connections go to the oldest waiters."""
-        while self._waiters and self._parked:
+    def _hand_parked_to_waiters(self: Any, beyond: int = 0) -> None:
+        """Under the lock: parked connections go to the oldest waiters, leaving
+        ``beyond`` waiters (those the connections being opened will serve)."""
+        while len(self._waiters) > beyond and self._parked:
             record = self._take_parked()
             if record is None:
                 return
@@ -157,6 +158,11 @@ class ParkingMixin:
             record.holder = None
             if reason:
                 expired.append((record, reason))
+            elif self._waiters:
+                waiter = self._waiters.popleft()
+                self._lend(record, waiter.thread, now)
+                waiter.grant = record
+                waiter.event.set()
             else:
                 self._idle.appendleft(record)  # idle since it was parked: at the old end
 

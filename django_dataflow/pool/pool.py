@@ -187,9 +187,9 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
                 self._waiters.append(waiter)
                 if self._total >= self.max_connections:
                     abandoned = self._claim_abandoned(thread)
-                    if self._parked:  # parked after the check above: to the oldest waiter
-                        self._hand_parked_to_waiters()
-                openers = self._openers_needed()
+                # Openers, or at the limit any parked connection (also one parked after
+                # the check above), for the oldest waiters.
+                openers = self._serve_queue()
                 grant = None
         if openers:
             self._start_openers(openers)

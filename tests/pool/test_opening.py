@@ -116,3 +116,20 @@ def test_connections_opened_for_a_closed_pool_are_closed(make_pool, connector):
 def test_max_opening_must_be_positive(make_pool):
     with pytest.raises(ValueError, match="max_opening"):
         make_pool(max_opening=0)
+
+
+def test_at_the_limit_a_waiter_gets_a_parked_connection_once_the_openers_are_done(
+    make_pool, connector
+):
+    # The queue outgrew what the pool may still open: the last waiter's connection can
+    # only be the one parked by an idle thread, not one freed 30 s later by housekeeping.
+    connector.connect_seconds = 0.02
+    pool = make_pool(pool_size=2, max_overflow=1, timeout=5, max_opening=1)
+    parked = pool.checkout()
+    assert pool.park(parked, parked.lease)
+
+    records, errors = checkouts_in_threads(pool, 3, keep=True)
+
+    assert errors == []
+    assert parked in records
+    assert connector.opened == 3

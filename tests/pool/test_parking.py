@@ -106,6 +106,9 @@ def test_a_connection_parked_just_as_a_waiter_queues_goes_to_the_waiter(make_poo
                 return False
             return bool(waiters)
 
+        def __len__(self) -> int:
+            return len(waiters) if self.looked else 0
+
         def __getattr__(self, name):
             return getattr(waiters, name)
 
