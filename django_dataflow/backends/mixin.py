@@ -17,8 +17,8 @@ Django opens a connection with ``connect()`` → ``get_new_connection()`` and, w
   *parked* rather than returned: it stays with this wrapper for the thread's next request,
   lendable to any other thread meanwhile (``pool/parking.py``). The wrapper forgets the
   DB-API connection while it is parked, and takes it back the first time anything reads
-  ``self.connection`` (the :class:`_ParkedConnection` descriptor): no request ever uses a
-  connection that another thread may have taken;
+  ``self.connection`` (``backends/parking.py``): no request ever uses a connection that
+  another thread may have taken;
 * errors that mean "the server is gone" mark the connection for disposal and make the
   pool check its siblings before their next use.
 """
@@ -40,6 +40,7 @@ from django.utils.functional import cached_property
 
 from django_dataflow import hooks
 from django_dataflow.backends.connector import DjangoConnector
+from django_dataflow.backends.parking import ParkingWrapperMixin
 from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
 from django_dataflow.hooks import HookConnection
 from django_dataflow.identity import identify_connection
@@ -124,28 +125,10 @@ class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
         return super().__exit__(exc_type, exc_value, traceback)
 
 
-class _ParkedConnection:
-    """The wrapper's ``connection`` attribute while its connection is parked.
-
-    Django keeps the DB-API connection in the instance attribute ``connection`` and reads
-    it everywhere (``ensure_connection``, ``commit``, ``close`` …). Parking deletes the
-    instance attribute, so the next read lands here, in this non-data descriptor, which
-    takes the connection back from the pool (or finds it taken and answers None, which
-    Django treats as "not connected yet"). While the instance attribute exists, reads
-    never get here and cost nothing extra.
-    """
-
-    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
-        if wrapper is None:
-            return self
-        return wrapper._dataflow_unpark()
-
-
-class PooledDatabaseWrapperMixin:
+class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
     """Mix in front of a Django ``DatabaseWrapper`` to pool its connections."""
 
     connector_class: type[DjangoConnector] = DjangoConnector
-    connection = _ParkedConnection()
 
     def __init__(self, settings_dict: dict[str, Any], alias: str = DEFAULT_DB_ALIAS) -> None:
         super().__init__(settings_dict, alias)
@@ -355,54 +338,6 @@ class PooledDatabaseWrapperMixin:
             target=str(self.settings_dict["NAME"]),
             thread_affinity=options["pool_thread_affinity"],
         )
-
-    # -- parking -------------------------------------------------------------------------
-
-    def close_if_unusable_or_obsolete(self) -> None:
-        # Run by close_old_connections() at the start and the end of every request. Where
-        # Django (CONN_MAX_AGE = 0) would close the connection, park it: the thread's next
-        # request takes it back for the price of a dictionary lookup. Anything unusual
-        # takes Django's path, which checks the connection in.
-        if self._dataflow_parked:
-            return  # parked at the end of the last request: nothing to check
-        lease = self._dataflow_lease
-        pool = lease.pool
-        if (
-            lease.record is None
-            or not pool.thread_affinity
-            or self.errors_occurred
-            or self.in_atomic_block
-            or self.autocommit != self.settings_dict["AUTOCOMMIT"]
-            or self._thread_sharing_count
-            or pool_checkout.receivers
-            or pool_checkin.receivers
-        ):
-            return super().close_if_unusable_or_obsolete()
-        # Forget the connection before it becomes lendable to other threads.
-        connection = self.__dict__.pop("connection", None)
-        self._dataflow_parked = True
-        if connection is not lease.record.connection or not pool.park(
-            lease.record, lease.token
-        ):  # (the first: self.connection was overwritten behind Django's back)
-            self._dataflow_parked = False
-            self.connection = connection
-            return super().close_if_unusable_or_obsolete()
-        # As Django does for a connection it keeps: health-check it before its next use.
-        self.health_check_done = False
-
-    def _dataflow_unpark(self) -> Any:
-        """Take the parked connection back (the first read of ``self.connection`` after
-        parking); None if another thread took it or it is due the checks of a checkout,
-        and Django then connects, which checks one out."""
-        self._dataflow_parked = False
-        lease = self._dataflow_lease
-        if lease.record is not None and lease.pool.unpark(lease.record, lease.token):
-            connection = lease.record.connection
-        else:
-            lease.clear()
-            connection = None
-        self.connection = connection
-        return connection
 
     # -- checkin -------------------------------------------------------------------------
 

@@ -27,18 +27,10 @@ import threading
 import time
 from typing import Any
 
+from django_dataflow.pool.grants import ConnectFailed
 from django_dataflow.pool.record import ConnectionRecord
 
 logger = logging.getLogger("django_dataflow.pool")
-
-
-class ConnectFailed:
-    """A waiter's grant: the connect made for the queue failed with ``error``."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 class OpeningMixin:

@@ -13,6 +13,10 @@ How it stays correct and cheap:
 * Idle connections form a stack (last returned, first reused): hot connections stay hot
   and surplus connections sink to the bottom, where the housekeeper closes overflow
   connections that idled longer than ``overflow_idle_timeout``.
+
+This module is the borrowing path: checkout, checkin and what they need. The rest of
+ConnectionPool is mixed in from parking.py (thread affinity), opening.py (connections
+opened for waiters in the background), housekeeping.py and introspection.py.
 """
 
 from __future__ import annotations
@@ -28,17 +32,16 @@ from typing import Any, Protocol
 
 from django_dataflow.pool.connector import Connector
 from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
+from django_dataflow.pool.grants import MAY_CONNECT, POOL_CLOSED, ConnectFailed, Waiter
+from django_dataflow.pool.housekeeping import HousekeepingMixin
+from django_dataflow.pool.introspection import IntrospectionMixin
 from django_dataflow.pool.leaks import LeakDetector
-from django_dataflow.pool.opening import ConnectFailed, OpeningMixin
+from django_dataflow.pool.opening import OpeningMixin
 from django_dataflow.pool.parking import ParkingMixin
 from django_dataflow.pool.record import ConnectionRecord
 from django_dataflow.pool.stats import PoolStats
 
 logger = logging.getLogger("django_dataflow.pool")
-
-# Grants a waiter can receive besides a connection record.
-_MAY_CONNECT = "may-connect"  # a slot was reserved for the waiter: it opens a new connection
-_POOL_CLOSED = "pool-closed"
 
 # Recycle deadlines are spread over the last 2.5 % of the lifetime (as HikariCP does) so
 # connections opened together do not all expire together.
@@ -55,17 +58,7 @@ class PoolEvents(Protocol):
     def leaked(self, pool: ConnectionPool, record: ConnectionRecord) -> None: ...
 
 
-class _Waiter:
-    __slots__ = ("event", "grant", "since", "thread")
-
-    def __init__(self, thread: threading.Thread, since: float) -> None:
-        self.event = threading.Event()
-        self.grant: Any = None
-        self.thread = thread
-        self.since = since
-
-
-class ConnectionPool(ParkingMixin, OpeningMixin):
+class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, IntrospectionMixin):
     """A pool of physical connections made by ``connector``.
 
     ``pool_size`` connections are kept open once made; up to ``max_overflow`` more are
@@ -123,7 +116,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
         self._lock = threading.Lock()
         self._idle: deque[ConnectionRecord] = deque()
         self._out: set[ConnectionRecord] = set()
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: deque[Waiter] = deque()
         # Parked connections (still in _out), by the lease of the checkout that parked
         # them, in the order they were parked (see parking.py).
         self._parked: dict[int, ConnectionRecord] = {}
@@ -169,7 +162,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
             elif not self._total:
                 # Nothing open or opening, so nothing can come back: connect right here.
                 self._total += 1
-                grant = _MAY_CONNECT
+                grant = MAY_CONNECT
             elif (
                 self._total >= self.max_connections
                 and self._parked
@@ -183,7 +176,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
             else:
                 # Wait for whatever comes first: a connection given back, or one the
                 # openers make for the queue (see opening.py).
-                waiter = _Waiter(thread, started)
+                waiter = Waiter(thread, started)
                 self._waiters.append(waiter)
                 if self._total >= self.max_connections:
                     abandoned = self._claim_abandoned(thread)
@@ -200,7 +193,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
             grant = self._wait_for_grant(
                 waiter, started, self.timeout if timeout is None else timeout
             )
-        if grant is _MAY_CONNECT:
+        if grant is MAY_CONNECT:
             record = self._open_for(thread)
         else:
             record = self._make_ready(grant, thread, started)
@@ -288,7 +281,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
         self._out.add(record)
         self._checkouts += 1
 
-    def _wait_for_grant(self, waiter: _Waiter, started: float, timeout: float) -> Any:
+    def _wait_for_grant(self, waiter: Waiter, started: float, timeout: float) -> Any:
         waiter.event.wait(max(0.0, started + timeout - time.monotonic()))
         with self._lock:
             grant = waiter.grant
@@ -305,7 +298,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
             if self.events is not None:
                 self.events.timed_out(self, waited, message)
             raise PoolTimeoutError(message)
-        if grant is _POOL_CLOSED:
+        if grant is POOL_CLOSED:
             raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
         if isinstance(grant, ConnectFailed):
             raise grant.error
@@ -429,7 +422,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
         if self._waiters and self._total < self.max_connections:
             waiter = self._waiters.popleft()
             self._total += 1
-            waiter.grant = _MAY_CONNECT
+            waiter.grant = MAY_CONNECT
             waiter.event.set()
 
     def _close_quietly(self, record: ConnectionRecord) -> None:
@@ -440,188 +433,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin):
         with self._lock:
             self.stats.counters["connections_closed"] += 1
 
-    # -- dead borrowers --------------------------------------------------------------
-
-    def _claim_abandoned(self, claimer: threading.Thread) -> list[tuple[ConnectionRecord, int]]:
-        """Under the lock: find connections held by threads that have ended.
-
-        The claimer becomes their holder so no other thread reclaims them too.
-        """
-        abandoned = [
-            (record, record.lease)
-            for record in self._out
-            if record.holder is not None
-            and not record.holder.is_alive()
-            and record.lease not in self._parked  # parked: returned already (see maintain)
-        ]
-        for record, _lease in abandoned:
-            record.holder = claimer
-        return abandoned
-
-    def _return_abandoned(self, abandoned: list[tuple[ConnectionRecord, int]]) -> None:
-        for record, lease in abandoned:
-            logger.warning(
-                "A thread ended without returning its connection to the pool of %r; "
-                "the connection was reclaimed. Close connections when a thread is done "
-                "(django.db.connection.close()).",
-                self.name,
-            )
-            with self._lock:
-                self.stats.counters["reclaimed_from_dead_threads"] += 1
-            self.checkin(record, lease)
-
-    def return_later(self, record: ConnectionRecord, lease: int) -> None:
-        """Queue a checkout for return by the housekeeper.
-
-        Safe to call from a garbage-collection finalizer: it takes no lock (appending to
-        a deque is atomic), so it cannot deadlock with a thread inside the pool.
-        """
-        self._orphans.append((record, lease))
-
-    def _return_orphans(self) -> None:
-        while True:
-            try:
-                record, lease = self._orphans.popleft()
-            except IndexError:
-                return
-            self.checkin(record, lease)
-
-    # -- housekeeping ----------------------------------------------------------------
-
-    def maintain(self) -> None:
-        """Periodic work: close expired idle connections and overflow connections that
-        idled too long, and reclaim connections of threads that ended."""
-        self._return_orphans()
-        now = time.monotonic()
-        expired: list[tuple[ConnectionRecord, str]] = []
-        with self._lock:
-            if self._closed:
-                return
-            for record in list(self._idle):
-                if record.invalidated or (
-                    record.recycle_at is not None and now >= record.recycle_at
-                ):
-                    self._idle.remove(record)
-                    expired.append((record, record.invalidated or "recycle"))
-            while (
-                self._idle
-                and self._total - len(expired) > self.pool_size
-                and now - self._idle[0].idle_since >= self.overflow_idle_timeout
-            ):
-                expired.append((self._idle.popleft(), "overflow_idle"))
-            if self._parked:
-                self._expire_parked(now, expired)
-            for record, reason in expired:
-                self._forget(record, reason)
-            abandoned = self._claim_abandoned(threading.current_thread())
-            leaked = self.leaks.find(self._out, now) if self.leaks.threshold else []
-            self.stats.counters["leaks"] += len(leaked)
-        for record, reason in expired:
-            self._notify_invalidated(record, reason)
-            self._close_quietly(record)
-        if abandoned:
-            self._return_abandoned(abandoned)
-        for record in leaked:
-            self.leaks.report(self, record, now)
-
-    def close(self) -> None:
-        """Close idle connections now and the others as they come back; refuse new
-        checkouts."""
-        with self._lock:
-            self._closed = True
-            idle = list(self._idle)
-            self._idle.clear()
-            self._total -= len(idle)
-            for record in idle:
-                self._retire_counts(record)
-            idle += self._take_all_parked()
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                waiter.grant = _POOL_CLOSED
-                waiter.event.set()
-        for record in idle:
-            self._close_quietly(record)
-
-    def forget_after_fork(self) -> list[Any]:
-        """In a forked child: drop every connection without closing it (they belong to
-        the parent) and return them, so the caller can keep them from being finalized."""
-        # The lock may have been held by a thread that does not exist in the child.
-        self._lock = threading.Lock()
-        records = [*self._idle, *self._out]
-        inherited = [record.connection for record in records]
-        for record in records:
-            record.lease = 0  # any later checkin of these is stale and ignored
-        for connection in inherited:
-            try:
-                self.connector.forget_after_fork(connection)
-            except Exception:
-                logger.debug("Could not detach an inherited connection.", exc_info=True)
-        self._idle.clear()
-        self._out.clear()
-        self._parked.clear()
-        self._waiters.clear()
-        self._total = 0
-        self._opening = 0
-        self._closed = True
-        return inherited
-
     # -- introspection ---------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def records(self) -> list[ConnectionRecord]:
-        """Every connection of the pool now, idle and checked out."""
-        with self._lock:
-            return [*self._idle, *self._out]
-
-    def checked_out_records(self) -> list[ConnectionRecord]:
-        """Connections lent now (parked ones are idle, not lent)."""
-        with self._lock:
-            return [record for record in self._out if record.lease not in self._parked]
-
-    def get_stats(self) -> dict[str, Any]:
-        """A consistent snapshot of gauges and counters, in the guide's vocabulary."""
-        now = time.monotonic()
-        with self._lock:
-            # Parked connections are idle for everybody but their holder; parked is a
-            # subset of _out, and _out cannot change while we hold the lock.
-            parked = len(self._parked)
-            checked_out = len(self._out) - parked
-            idle = len(self._idle) + parked
-            records = (*self._idle, *self._out)
-            parks = self._retired_parks + sum(record.parks for record in records)
-            unparks = self._retired_unparks + sum(record.unparks for record in records)
-            total = self._total
-            waiting = len(self._waiters)
-            maxwait = now - self._waiters[0].since if waiting else 0.0
-            counters = dict(self.stats.counters)
-            counters["checkouts"] = self._checkouts + unparks
-            counters["checkins"] = self._checkins + parks
-            counters["thread_reuses"] = unparks
-            invalidated_by_reason = dict(self.stats.invalidated_by_reason)
-            wait_time_avg = self.stats.wait_time_avg()
-            wait_time_max = self.stats.wait_time_max
-        overflow = max(0, total - self.pool_size)
-        return {
-            "pool_size": self.pool_size,
-            "size": self.pool_size,
-            "overflow_max": self.max_overflow,
-            "max_connections": self.max_connections,
-            "total": total,
-            "checked_out": checked_out,
-            "active_connections": checked_out,
-            "idle_connections": idle,
-            "overflow": overflow,
-            "overflow_connections": overflow,
-            "wait_queue": waiting,
-            "maxwait": maxwait,
-            "wait_time_avg": wait_time_avg,
-            "wait_time_max": wait_time_max,
-            "invalidated_by_reason": invalidated_by_reason,
-            **counters,
-        }
 
     def __repr__(self) -> str:
         return f"<ConnectionPool {self.name!r} {self._total}/{self.max_connections} open>"

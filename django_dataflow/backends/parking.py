@@ -1,0 +1,84 @@
+"""Thread affinity on the Django side: park a request's connection, take it back.
+
+The pool's half is ``pool/parking.py``. This half decides *when* to park (the end of a
+request, through Django's ``close_if_unusable_or_obsolete()``, and only a connection Django
+would find nothing wrong with) and makes sure that no code on the wrapper can reach a
+parked connection: the wrapper forgets it, and the first read of ``self.connection`` takes
+it back (or finds it taken and answers None, so Django connects, which checks one out).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_dataflow.signals import pool_checkin, pool_checkout
+
+
+class _ParkedConnection:
+    """The wrapper's ``connection`` attribute while its connection is parked.
+
+    Django keeps the DB-API connection in the instance attribute ``connection`` and reads
+    it everywhere (``ensure_connection``, ``commit``, ``close`` …). Parking deletes the
+    instance attribute, so the next read lands here, in this non-data descriptor, which
+    takes the connection back from the pool (or finds it taken and answers None, which
+    Django treats as "not connected yet"). While the instance attribute exists, reads
+    never get here and cost nothing extra.
+    """
+
+    def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
+        if wrapper is None:
+            return self
+        return wrapper._dataflow_unpark()
+
+
+class ParkingWrapperMixin:
+    """Mixed into PooledDatabaseWrapperMixin, which provides the lease and the pool."""
+
+    connection = _ParkedConnection()
+    _dataflow_parked = False
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        # Run by close_old_connections() at the start and the end of every request. Where
+        # Django (CONN_MAX_AGE = 0) would close the connection, park it: the thread's next
+        # request takes it back for the price of a dictionary lookup. Anything unusual
+        # takes Django's path, which checks the connection in.
+        if self._dataflow_parked:
+            return  # parked at the end of the last request: nothing to check
+        lease = self._dataflow_lease
+        pool = lease.pool
+        if (
+            lease.record is None
+            or not pool.thread_affinity
+            or self.errors_occurred
+            or self.in_atomic_block
+            or self.autocommit != self.settings_dict["AUTOCOMMIT"]
+            or self._thread_sharing_count
+            or pool_checkout.receivers
+            or pool_checkin.receivers
+        ):
+            return super().close_if_unusable_or_obsolete()
+        # Forget the connection before it becomes lendable to other threads.
+        connection = self.__dict__.pop("connection", None)
+        self._dataflow_parked = True
+        if connection is not lease.record.connection or not pool.park(
+            lease.record, lease.token
+        ):  # (the first: self.connection was overwritten behind Django's back)
+            self._dataflow_parked = False
+            self.connection = connection
+            return super().close_if_unusable_or_obsolete()
+        # As Django does for a connection it keeps: health-check it before its next use.
+        self.health_check_done = False
+
+    def _dataflow_unpark(self) -> Any:
+        """Take the parked connection back (the first read of ``self.connection`` after
+        parking); None if another thread took it or it is due the checks of a checkout,
+        and Django then connects, which checks one out."""
+        self._dataflow_parked = False
+        lease = self._dataflow_lease
+        if lease.record is not None and lease.pool.unpark(lease.record, lease.token):
+            connection = lease.record.connection
+        else:
+            lease.clear()
+            connection = None
+        self.connection = connection
+        return connection

@@ -1,0 +1,148 @@
+"""Housekeeping: dead borrowers, orphans, idle expiry, closing, forking.
+
+What the pool does besides lending and taking back: the housekeeper thread calls
+``maintain()`` about once a second (expired and overflow idle connections, connections of
+threads that ended, leak checks); ``close()`` and ``forget_after_fork()`` end a pool.
+Kept apart from pool.py so that the borrowing path reads on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django_dataflow.pool.grants import POOL_CLOSED
+from django_dataflow.pool.record import ConnectionRecord
+
+logger = logging.getLogger("django_dataflow.pool")
+
+
+class HousekeepingMixin:
+    """The housekeeping half of ConnectionPool (which provides the attributes used here)."""
+
+    # -- dead borrowers ------------------------------------------------------------------
+
+    def _claim_abandoned(self, claimer: threading.Thread) -> list[tuple[ConnectionRecord, int]]:
+        """Under the lock: find connections held by threads that have ended.
+
+        The claimer becomes their holder so no other thread reclaims them too.
+        """
+        abandoned = [
+            (record, record.lease)
+            for record in self._out
+            if record.holder is not None
+            and not record.holder.is_alive()
+            and record.lease not in self._parked  # parked: returned already (see maintain)
+        ]
+        for record, _lease in abandoned:
+            record.holder = claimer
+        return abandoned
+
+    def _return_abandoned(self, abandoned: list[tuple[ConnectionRecord, int]]) -> None:
+        for record, lease in abandoned:
+            logger.warning(
+                "A thread ended without returning its connection to the pool of %r; "
+                "the connection was reclaimed. Close connections when a thread is done "
+                "(django.db.connection.close()).",
+                self.name,
+            )
+            with self._lock:
+                self.stats.counters["reclaimed_from_dead_threads"] += 1
+            self.checkin(record, lease)
+
+    def return_later(self, record: ConnectionRecord, lease: int) -> None:
+        """Queue a checkout for return by the housekeeper.
+
+        Safe to call from a garbage-collection finalizer: it takes no lock (appending to
+        a deque is atomic), so it cannot deadlock with a thread inside the pool.
+        """
+        self._orphans.append((record, lease))
+
+    def _return_orphans(self) -> None:
+        while True:
+            try:
+                record, lease = self._orphans.popleft()
+            except IndexError:
+                return
+            self.checkin(record, lease)
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Periodic work: close expired idle connections and overflow connections that
+        idled too long, and reclaim connections of threads that ended."""
+        self._return_orphans()
+        now = time.monotonic()
+        expired: list[tuple[ConnectionRecord, str]] = []
+        with self._lock:
+            if self._closed:
+                return
+            for record in list(self._idle):
+                if record.invalidated or (
+                    record.recycle_at is not None and now >= record.recycle_at
+                ):
+                    self._idle.remove(record)
+                    expired.append((record, record.invalidated or "recycle"))
+            while (
+                self._idle
+                and self._total - len(expired) > self.pool_size
+                and now - self._idle[0].idle_since >= self.overflow_idle_timeout
+            ):
+                expired.append((self._idle.popleft(), "overflow_idle"))
+            if self._parked:
+                self._expire_parked(now, expired)
+            for record, reason in expired:
+                self._forget(record, reason)
+            abandoned = self._claim_abandoned(threading.current_thread())
+            leaked = self.leaks.find(self._out, now) if self.leaks.threshold else []
+            self.stats.counters["leaks"] += len(leaked)
+        for record, reason in expired:
+            self._notify_invalidated(record, reason)
+            self._close_quietly(record)
+        if abandoned:
+            self._return_abandoned(abandoned)
+        for record in leaked:
+            self.leaks.report(self, record, now)
+
+    def close(self) -> None:
+        """Close idle connections now and the others as they come back; refuse new
+        checkouts."""
+        with self._lock:
+            self._closed = True
+            idle = list(self._idle)
+            self._idle.clear()
+            self._total -= len(idle)
+            for record in idle:
+                self._retire_counts(record)
+            idle += self._take_all_parked()
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.grant = POOL_CLOSED
+                waiter.event.set()
+        for record in idle:
+            self._close_quietly(record)
+
+    def forget_after_fork(self) -> list[Any]:
+        """In a forked child: drop every connection without closing it (they belong to
+        the parent) and return them, so the caller can keep them from being finalized."""
+        # The lock may have been held by a thread that does not exist in the child.
+        self._lock = threading.Lock()
+        records = [*self._idle, *self._out]
+        inherited = [record.connection for record in records]
+        for record in records:
+            record.lease = 0  # any later checkin of these is stale and ignored
+        for connection in inherited:
+            try:
+                self.connector.forget_after_fork(connection)
+            except Exception:
+                logger.debug("Could not detach an inherited connection.", exc_info=True)
+        self._idle.clear()
+        self._out.clear()
+        self._parked.clear()
+        self._waiters.clear()
+        self._total = 0
+        self._opening = 0
+        self._closed = True
+        return inherited
