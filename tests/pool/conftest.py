@@ -28,6 +28,8 @@ class SQLiteFileConnector:
         self.connect_seconds = 0.0  # how long a connect takes
         self.connecting = 0  # connects running now, and the most seen at once
         self.most_connecting = 0
+        self.connecting_at_start: list[int] = []  # per connect, in order: how many ran
+
         self.lock = threading.Lock()
 
     def connect(self):
@@ -35,6 +37,7 @@ class SQLiteFileConnector:
             self.opened += 1
             self.connecting += 1
             self.most_connecting = max(self.most_connecting, self.connecting)
+            self.connecting_at_start.append(self.connecting)
             error, self.fail_next_connect = self.fail_next_connect, None
         try:
             if self.connect_gate is not None:
