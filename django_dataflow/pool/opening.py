@@ -22,6 +22,9 @@ when nobody waits any more). A failed connect fails the oldest waiter with the c
 error at once (the server is down: the request should fail fast, not wait for
 ``pool_timeout``) and the next attempt starts for the others.
 
+An opener thread opens connection after connection while the queue needs them, and
+starts more threads only when the slow start allows more connects at once.
+
 The limit is still counted before connecting: an opener holds one of ``_total``'s slots
 from the moment it is started. Only a borrower with nothing at all to wait for (no
 connection open or opening) connects in its own thread, as before.
@@ -68,15 +71,29 @@ class OpeningMixin:
         return started
 
     def _start_openers(self: Any, count: int) -> None:
-        # Outside the lock.
+        # Outside the lock: one thread per reserved slot.
         for _ in range(count):
             threading.Thread(
                 target=self._open_for_waiters, name=f"dataflow-open-{self.name}", daemon=True
             ).start()
 
     def _open_for_waiters(self: Any) -> None:
-        """An opener thread: open one connection (its slot is reserved) and give it to
-        the oldest waiter."""
+        """An opener thread: open a connection (its slot is reserved), give it to the
+        oldest waiter, and go on while the queue needs more.
+
+        The thread keeps one of the next reserved slots for itself and starts threads
+        only for the others: under load, starting a thread costs its starter a wait for
+        the interpreter lock among every busy thread, once per connection otherwise.
+        """
+        more = 1
+        while more:
+            more = self._open_one_for_waiters()
+            if more > 1:
+                self._start_openers(more - 1)
+
+    def _open_one_for_waiters(self: Any) -> int:
+        """Open one connection for the queue; return how many slots the queue needs now
+        (reserved, to be opened by this thread and new ones)."""
         try:
             connection = self.connector.connect()
         except BaseException as error:
@@ -90,8 +107,7 @@ class OpeningMixin:
                     waiter.event.set()
                 more = self._serve_queue()
             logger.debug("Opening a connection for %r failed: %s", self.name, error)
-            self._start_openers(more)
-            return
+            return more
         record = ConnectionRecord(
             connection, generation=self._generation, recycle_at=self._recycle_deadline()
         )
@@ -111,6 +127,6 @@ class OpeningMixin:
             more = 0 if closed else self._serve_queue()
         if closed:
             self._close_quietly(record)
-            return
+            return 0
         logger.debug("Opened a new connection for %r (%d open).", self.name, self._total)
-        self._start_openers(more)
+        return more

@@ -29,6 +29,8 @@ class SQLiteFileConnector:
         self.connecting = 0  # connects running now, and the most seen at once
         self.most_connecting = 0
         self.connecting_at_start: list[int] = []  # per connect, in order: how many ran
+        # Per connect, the thread that ran it (the object: an ident can be reused).
+        self.connecting_threads: list[threading.Thread] = []
 
         self.lock = threading.Lock()
 
@@ -38,6 +40,7 @@ class SQLiteFileConnector:
             self.connecting += 1
             self.most_connecting = max(self.most_connecting, self.connecting)
             self.connecting_at_start.append(self.connecting)
+            self.connecting_threads.append(threading.current_thread())
             error, self.fail_next_connect = self.fail_next_connect, None
         try:
             if self.connect_gate is not None:

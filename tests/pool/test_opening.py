@@ -53,6 +53,22 @@ def test_a_burst_on_an_empty_pool_opens_a_few_connections_at_a_time(make_pool, c
     assert pool.get_stats()["total"] == connector.opened
 
 
+def test_an_opener_thread_goes_on_opening_while_the_queue_needs_connections(make_pool, connector):
+    # Starting a thread per connection costs its starter a turn at the interpreter lock
+    # among every busy thread: one opener opens connection after connection instead.
+    connector.connect_seconds = 0.05  # long enough for every borrower to queue
+    pool = make_pool(pool_size=6, max_overflow=0, timeout=10, max_opening=1)
+
+    records, errors = checkouts_in_threads(pool, 6, keep=True)
+
+    assert errors == [] and len(records) == 6
+    openers = [t for t in connector.connecting_threads if t.name.startswith("dataflow-open")]
+    assert len(openers) == 5  # the first borrower connected in its own thread
+    assert len(set(openers)) == 1  # one opener thread for all five, not one each
+    for record in records:
+        pool.checkin(record, record.lease)
+
+
 def test_a_waiter_takes_a_new_connection_when_nothing_comes_back(make_pool, connector):
     pool = make_pool(pool_size=2, max_overflow=0, timeout=5)
     held = pool.checkout()
