@@ -118,10 +118,7 @@ class OpeningMixin:
             if closed:
                 self._total -= 1
             elif self._waiters:
-                waiter = self._waiters.popleft()
-                self._lend(record, waiter.thread, time.monotonic())
-                waiter.grant = record
-                waiter.event.set()
+                self._lend_to_oldest_waiter(record, time.monotonic())
             else:
                 self._idle.append(record)  # everybody was served (or gave up) meanwhile
             more = 0 if closed else self._serve_queue()

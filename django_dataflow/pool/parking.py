@@ -109,10 +109,7 @@ class ParkingMixin:
             record = self._take_parked()
             if record is None:
                 return
-            waiter = self._waiters.popleft()
-            self._lend(record, waiter.thread, time.monotonic())
-            waiter.grant = record
-            waiter.event.set()
+            self._lend_to_oldest_waiter(record, time.monotonic())
 
     def _take_all_parked(self: Any) -> list[Any]:
         """Under the lock: claim every parked connection and take it out of the pool's
@@ -159,10 +156,7 @@ class ParkingMixin:
             if reason:
                 expired.append((record, reason))
             elif self._waiters:
-                waiter = self._waiters.popleft()
-                self._lend(record, waiter.thread, now)
-                waiter.grant = record
-                waiter.event.set()
+                self._lend_to_oldest_waiter(record, now)
             else:
                 self._idle.appendleft(record)  # idle since it was parked: at the old end
 

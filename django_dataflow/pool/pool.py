@@ -250,10 +250,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
             if reason is None:
                 record.idle_since = now
                 if self._waiters:
-                    waiter = self._waiters.popleft()
-                    self._lend(record, waiter.thread, now)
-                    waiter.grant = record
-                    waiter.event.set()
+                    self._lend_to_oldest_waiter(record, now)
                 else:
                     self._idle.append(record)
                 return
@@ -280,6 +277,13 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         record.times_checked_out += 1
         self._out.add(record)
         self._checkouts += 1
+
+    def _lend_to_oldest_waiter(self, record: ConnectionRecord, now: float) -> None:
+        # Under the lock, with at least one waiter: the connection becomes its grant.
+        waiter = self._waiters.popleft()
+        self._lend(record, waiter.thread, now)
+        waiter.grant = record
+        waiter.event.set()
 
     def _wait_for_grant(self, waiter: Waiter, started: float, timeout: float) -> Any:
         waiter.event.wait(max(0.0, started + timeout - time.monotonic()))
@@ -432,8 +436,6 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
             logger.debug("Error closing a connection of %r.", self.name, exc_info=True)
         with self._lock:
             self.stats.counters["connections_closed"] += 1
-
-    # -- introspection ---------------------------------------------------------------
 
     def __repr__(self) -> str:
         return f"<ConnectionPool {self.name!r} {self._total}/{self.max_connections} open>"
