@@ -129,6 +129,9 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
     """Mix in front of a Django ``DatabaseWrapper`` to pool its connections."""
 
     connector_class: type[DjangoConnector] = DjangoConnector
+    # Connection parameters left out of the pool key: objects without a value equality
+    # that are derived from what the key holds anyway (vendors name them).
+    dataflow_params_not_in_key: frozenset[str] = frozenset()
 
     def __init__(self, settings_dict: dict[str, Any], alias: str = DEFAULT_DB_ALIAS) -> None:
         super().__init__(settings_dict, alias)
@@ -297,7 +300,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         # The options may have changed along with the settings entry.
         self.dataflow_options = resolve_pool_options(self.alias, self.vendor, self.settings_dict)
         key_parts = (
-            conn_params,
+            {k: v for k, v in conn_params.items() if k not in self.dataflow_params_not_in_key},
             self.dataflow_options,
             self.settings_dict["OPTIONS"],
             self.timezone_name,

@@ -307,6 +307,27 @@ def test_statement_cache_size_sizes_psycopgs_prepared_statement_cache(vendor):
     wrapper.close()
 
 
+def test_wrappers_that_built_their_own_psycopg_adapters_share_one_pool(vendor):
+    # Django's get_connection_params() puts psycopg's adapters in the parameters, from
+    # an lru_cache that threads starting together may fill twice: two equal but distinct
+    # adapter maps. Keyed by them, one alias got two pools (twice its connection limit).
+    if vendor != "postgresql":
+        pytest.skip("the adapters context is psycopg's")
+    from django.db.backends.postgresql.psycopg_any import get_adapters_template
+
+    first, second = make_wrapper(pool_size=3), make_wrapper(pool_size=3)
+    try:
+        first.ensure_connection()
+        first_context = first.get_connection_params()["context"]
+        get_adapters_template.cache_clear()  # as if a second thread had raced the first
+        second.ensure_connection()
+        assert second.get_connection_params()["context"] is not first_context
+        assert second._dataflow_lease.pool is first._dataflow_lease.pool
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_connection_that_fails_djangos_usability_check_is_discarded(vendor):
     wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
     wrapper.ensure_connection()

@@ -23,6 +23,10 @@ class DatabaseCreation(PooledCreationMixin, DjangoCreation):
 class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrapper):
     connector_class = PostgreSQLConnector
     creation_class = DatabaseCreation
+    # psycopg's adapters map: made from USE_TZ and the time zone (both in the pool key)
+    # by an lru_cache that threads connecting at once can fill twice, with two distinct
+    # objects. Keyed by identity, one alias would get two pools.
+    dataflow_params_not_in_key = frozenset({"context"})
 
     def dataflow_after_checkout(self, connection: Any) -> None:
         # Django sets this while opening a physical connection; a reused one was
