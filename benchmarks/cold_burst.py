@@ -179,7 +179,7 @@ def main(argv: list[str]) -> int:
         probe,
     )
     from benchmarks.run import configure_django
-    from benchmarks.servers import server_params
+    from benchmarks.servers import open_monitor, server_params
 
     contenders = build_contenders(
         ["postgresql"],
@@ -187,6 +187,8 @@ def main(argv: list[str]) -> int:
         PoolShape(),
         {"postgresql": server_params("postgresql")},
     )
+    # The observer creates the bench database if it is missing (a fresh machine).
+    open_monitor("postgresql").close()
     configure_django(databases_setting(contenders), with_app=True)
     timings = Timings()
     timings.install()
