@@ -1,8 +1,8 @@
 """What a waiting borrower is, and what it can be granted.
 
 A borrower that finds nothing to take queues as a ``Waiter``. Whoever serves the queue
-(a checkin, an opener thread, a freed slot, the pool closing) sets the waiter's grant
-under the pool lock and wakes it: a connection record, or one of the grants below.
+(a checkin, an opener thread, the pool closing) sets the waiter's grant under the pool
+lock and wakes it: a connection record, a failed connect or ``POOL_CLOSED``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-MAY_CONNECT = "may-connect"  # a slot was reserved for the waiter: it opens a new connection
+# Not a waiter's grant: what checkout() reserves for a borrower on a pool with nothing
+# open or opening (nothing could come back sooner), which then connects itself.
+MAY_CONNECT = "may-connect"
 POOL_CLOSED = "pool-closed"
 
 

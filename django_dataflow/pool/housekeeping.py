@@ -95,9 +95,12 @@ class HousekeepingMixin:
                 self._expire_parked(now, expired)
             for record, reason in expired:
                 self._forget(record, reason)
+            openers = self._serve_queue() if expired else 0
             abandoned = self._claim_abandoned(threading.current_thread())
             leaked = self.leaks.find(self._out, now) if self.leaks.threshold else []
             self.stats.counters["leaks"] += len(leaked)
+        if openers:
+            self._start_openers(openers)
         for record, reason in expired:
             self._notify_invalidated(record, reason)
             self._close_quietly(record)

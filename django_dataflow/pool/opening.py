@@ -26,8 +26,10 @@ An opener thread opens connection after connection while the queue needs them, a
 starts more threads only when the slow start allows more connects at once.
 
 The limit is still counted before connecting: an opener holds one of ``_total``'s slots
-from the moment it is started. Only a borrower with nothing at all to wait for (no
-connection open or opening) connects in its own thread, as before.
+from the moment it is started. A slot freed while requests wait (a connection discarded,
+a connect that failed) goes to the queue the same way, through ``_serve_queue``. Only a
+borrower with nothing at all to wait for (no connection open or opening) connects in its
+own thread.
 """
 
 from __future__ import annotations

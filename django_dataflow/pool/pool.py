@@ -255,6 +255,9 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                     self._idle.append(record)
                 return
             self._forget(record, reason)
+            openers = self._serve_queue()  # the freed slot, for whoever waits
+        if openers:
+            self._start_openers(openers)
         self._notify_invalidated(record, reason)
         self._close_quietly(record)
 
@@ -373,7 +376,9 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
             with self._lock:
                 self._total -= 1
                 self.stats.counters["connection_errors"] += 1
-                self._grant_free_slot()
+                openers = self._serve_queue()  # the others try at once, and fail fast
+            if openers:
+                self._start_openers(openers)
             raise
         record = ConnectionRecord(
             connection, generation=self._generation, recycle_at=self._recycle_deadline()
@@ -401,7 +406,8 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
     # -- internals of checkin --------------------------------------------------------
 
     def _forget(self, record: ConnectionRecord, reason: str) -> None:
-        # Under the lock: the connection leaves the pool for good; its slot is freed.
+        # Under the lock: the connection leaves the pool for good; its slot is freed
+        # (the caller serves the queue with it: ``_serve_queue``, then openers).
         self._total -= 1
         self._retire_counts(record)
         if reason == "overflow_idle":
@@ -410,7 +416,6 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
             self.stats.record_invalidation(reason)
         if reason == "recycle":
             self.stats.counters["recycled"] += 1
-        self._grant_free_slot()
 
     def _notify_invalidated(self, record: ConnectionRecord, reason: str) -> None:
         # Outside the lock.
@@ -420,14 +425,6 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                 self.events.invalidated(self, record, reason)
             except Exception:
                 logger.exception("A pool_invalidate receiver of %r failed.", self.name)
-
-    def _grant_free_slot(self) -> None:
-        # Under the lock: give a freed slot to the oldest waiter, who will connect.
-        if self._waiters and self._total < self.max_connections:
-            waiter = self._waiters.popleft()
-            self._total += 1
-            waiter.grant = MAY_CONNECT
-            waiter.event.set()
 
     def _close_quietly(self, record: ConnectionRecord) -> None:
         try:

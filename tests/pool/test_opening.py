@@ -166,3 +166,33 @@ def test_openers_start_two_at_a_time_then_up_to_a_quarter_of_the_open_connection
     # ...then more at once as connections open, never more than a quarter of 40 (+1).
     assert 5 <= connector.most_connecting <= 1 + 40 // 4, started_with
     assert connector.opened == 40
+
+
+def test_a_slot_freed_by_a_discard_is_opened_for_the_queue_in_the_background(make_pool, connector):
+    # The waiter takes whatever comes first: here a connection given back while the
+    # replacement for the discarded one is still connecting. (When the freed slot was
+    # the waiter's own to connect in, it waited for that connect.)
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=5)
+    discarded, kept = pool.checkout(), pool.checkout()
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(pool.checkout()))
+    waiter.start()
+    while pool.get_stats()["wait_queue"] < 1:
+        time.sleep(0.001)
+    connector.connect_seconds = 1.0
+    pool.checkin(discarded, discarded.lease, discard_reason="error")
+    while connector.connecting < 1:
+        time.sleep(0.001)
+    waiting_since = time.monotonic()
+    pool.checkin(kept, kept.lease)
+    waiter.join(timeout=5)
+
+    assert result == [kept]
+    assert time.monotonic() - waiting_since < 0.5, "the waiter waited for the connect"
+    assert connector.connecting_threads[-1] is not waiter, "opened in the background"
+    # The replacement is kept idle for the next borrower, within the limit.
+    deadline = time.monotonic() + 5
+    while pool.get_stats()["idle_connections"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.get_stats()["idle_connections"] == 1
+    assert pool.get_stats()["total"] == 2
