@@ -81,6 +81,9 @@ def test_pools_on_a_database_are_closed_before_it_is_dropped(second_database):
     assert not [p for p in registry.all_pools() if p.target == second_database]
 
 
+# Python 3.12+ warns about fork() in a process with threads (the pool's housekeeper,
+# pytest's): forking such a process, as a pre-forking server does, is the point here.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 @pytest.mark.parametrize("state", ["checked_out", "parked"])
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(vendor, state):
     parent_pid = backend_pid(connection)  # checked out while forking
