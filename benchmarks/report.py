@@ -21,14 +21,18 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def paired_ratio(rounds: list[dict[str, float]], numerator: str, denominator: str) -> float | None:
-    """Median over rounds of numerator/denominator, using rounds where both ran."""
-    ratios = [
+def paired_ratios(rounds: list[dict[str, float]], numerator: str, denominator: str) -> list[float]:
+    """numerator/denominator in each round where both ran."""
+    return [
         r[numerator] / r[denominator]
         for r in rounds
         if r.get(numerator) is not None and r.get(denominator)
     ]
-    return _median(ratios)
+
+
+def paired_ratio(rounds: list[dict[str, float]], numerator: str, denominator: str) -> float | None:
+    """Median over rounds of numerator/denominator, using rounds where both ran."""
+    return _median(paired_ratios(rounds, numerator, denominator))
 
 
 def summarize_a(rounds: list[dict[str, float]], keys: list[str]) -> dict[str, Any]:
@@ -43,6 +47,7 @@ def summarize_a(rounds: list[dict[str, float]], keys: list[str]) -> dict[str, An
             "max_us": max(samples),
             "samples_us": samples,
             "vs_persistent": paired_ratio(rounds, key, "persistent"),
+            "vs_persistent_rounds": paired_ratios(rounds, key, "persistent"),
         }
     return rows
 
@@ -74,6 +79,7 @@ def summarize_b(runs: list[dict[str, dict[str, Any]]], keys: list[str]) -> dict[
                     if key in r and base in r
                 ]
                 rows[key][f"{metric}_vs_{base}"] = paired_ratio(pairs, key, base)
+                rows[key][f"{metric}_vs_{base}_runs"] = paired_ratios(pairs, key, base)
     return rows
 
 
@@ -94,7 +100,7 @@ def check_targets(
             checks.append(
                 (
                     f"(a) {key} / persistent <= {bound:.2f}",
-                    _fmt_ratio(ratio),
+                    _fmt_ratio(ratio, a.get(key, {}).get("vs_persistent_rounds")),
                     None if ratio is None else ratio <= bound,
                 )
             )
@@ -106,14 +112,14 @@ def check_targets(
             checks.append(
                 (
                     f"(b, {phase}) ours req/s / native req/s >= {B_RPS_TARGET:.2f}",
-                    _fmt_ratio(rps),
+                    _fmt_ratio(rps, ours.get("rps_vs_native_runs")),
                     None if rps is None else rps >= B_RPS_TARGET,
                 )
             )
             checks.append(
                 (
                     f"(b, {phase}) ours p99 / native p99 <= {B_P99_TARGET:.2f}",
-                    _fmt_ratio(p99),
+                    _fmt_ratio(p99, ours.get("p99_ms_vs_native_runs")),
                     None if p99 is None else p99 <= B_P99_TARGET,
                 )
             )
@@ -129,8 +135,14 @@ def check_targets(
     return checks
 
 
-def _fmt_ratio(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}x"
+def _fmt_ratio(value: float | None, per_run: list[float] | None = None) -> str:
+    """The median ratio and, given the per-round/run ratios it is the median of, their
+    range: how far one round or run can be from the verdict."""
+    if value is None:
+        return "n/a"
+    if not per_run or len(per_run) < 2:
+        return f"{value:.3f}x"
+    return f"{value:.3f}x ({min(per_run):.2f}-{max(per_run):.2f} in {len(per_run)})"
 
 
 def _fmt(value: float | None, spec: str) -> str:
