@@ -177,12 +177,10 @@ def test_a_slot_freed_by_a_discard_is_opened_for_the_queue_in_the_background(mak
     result = []
     waiter = threading.Thread(target=lambda: result.append(pool.checkout()))
     waiter.start()
-    while pool.get_stats()["wait_queue"] < 1:
-        time.sleep(0.001)
+    wait_until(lambda: pool.get_stats()["wait_queue"] == 1)
     connector.connect_seconds = 1.0
     pool.checkin(discarded, discarded.lease, discard_reason="error")
-    while connector.connecting < 1:
-        time.sleep(0.001)
+    wait_until(lambda: connector.connecting == 1)
     waiting_since = time.monotonic()
     pool.checkin(kept, kept.lease)
     waiter.join(timeout=5)
@@ -191,8 +189,6 @@ def test_a_slot_freed_by_a_discard_is_opened_for_the_queue_in_the_background(mak
     assert time.monotonic() - waiting_since < 0.5, "the waiter waited for the connect"
     assert connector.connecting_threads[-1] is not waiter, "opened in the background"
     # The replacement is kept idle for the next borrower, within the limit.
-    deadline = time.monotonic() + 5
-    while pool.get_stats()["idle_connections"] < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: pool.get_stats()["idle_connections"] == 1)
     assert pool.get_stats()["idle_connections"] == 1
     assert pool.get_stats()["total"] == 2
