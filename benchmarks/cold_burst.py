@@ -8,7 +8,10 @@ threads, 2000 requests of ``SELECT 1`` + 1 ms of app work, pool 20 + 30, cold.
 Per run and contender it prints requests/s, p50, p99 and the slowest 1 % of requests:
 how many were a thread's first request, when they started, and (ours) how long they
 waited inside the pool's ``checkout()``. With ``--verbose``: the pool's size over time
-and, for ours, each background connect's start and duration.
+and, for ours, each background connect's start and duration. With ``--slowest N``: the
+N slowest requests themselves (when each started, how long it took, how long it waited
+in ``checkout()``, ours only, and which of its thread's requests it was, 0 for the
+first).
 
 It watches the pools from outside (a sampling thread) and times ``checkout()`` and the
 connector's ``connect()`` by wrapping them for the run: diagnostics, not targets. The
@@ -85,7 +88,7 @@ def pool_size_now(alias: str, family: str) -> tuple[int, int]:
     return 0, 0
 
 
-def burst(contender: Any, timings: Timings, verbose: bool) -> dict[str, float]:
+def burst(contender: Any, timings: Timings, verbose: bool, slowest_shown: int) -> dict[str, float]:
     """One cold run; print its anatomy; return req/s and p99."""
     from django.db import connections
 
@@ -151,6 +154,13 @@ def burst(contender: Any, timings: Timings, verbose: bool) -> dict[str, float]:
     if contender.family == "ours":
         line += f", checkout wait median {statistics.median(r[2] for r in slowest):.1f} ms"
     print(line)
+    if slowest_shown:
+        # start ms after the barrier / latency ms / checkout wait ms (ours) / n-th request
+        listed = sorted(rows, key=lambda row: -row[1])[:slowest_shown]
+        print(
+            "    slowest (start/ms/waited/nth): "
+            + " ".join(f"{(b - t0) * 1e3:.0f}/{ms:.0f}/{w:.0f}/{n}" for b, ms, w, n in listed)
+        )
     if verbose:
         shown = " ".join(f"{(t - t0) * 1e3:.0f}:{n}/{w}" for t, n, w in samples[:24])
         print(f"    pool size/waiting by ms: {shown}")
@@ -168,6 +178,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--slowest", type=int, default=0, metavar="N", help="list the N slowest requests"
+    )
     args = parser.parse_args(argv)
     bootstrap.ensure_venv_and_reexec(sys.argv)
 
@@ -201,7 +214,7 @@ def main(argv: list[str]) -> int:
     for run in range(1, args.runs + 1):
         print(f"run {run}")
         for contender in contenders:
-            results[contender.key].append(burst(contender, timings, args.verbose))
+            results[contender.key].append(burst(contender, timings, args.verbose, args.slowest))
             dispose(contender)
             time.sleep(0.5)
     ratios = [
