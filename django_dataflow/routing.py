@@ -12,8 +12,10 @@ runs the ORM. Two variables:
 
 A scope starts with each request (``request_started``, or ``ReadYourWritesMiddleware``)
 and each Celery task (``task_prerun``), so none of them inherits the pins of the one
-before in the same thread. Outside any of these a write starts a scope for the rest of
-the current context: the rest of the task, or of the thread.
+before in the same thread; a task run eagerly inside a request or another task hands
+its caller's scope back when it ends (``task_postrun``). Outside any of these a write
+starts a scope for the rest of the current context: the rest of the task, or of the
+thread.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ class Override(NamedTuple):
 class RoutingScope:
     """What the router remembers for one request or task."""
 
-    __slots__ = ("pinned_until", "replicas", "written")
+    __slots__ = ("outer", "pinned_until", "replicas", "written")
 
-    def __init__(self) -> None:
+    def __init__(self, outer: RoutingScope | None = None) -> None:
         self.written: set[str] = set()  # primaries written in this scope
         self.pinned_until: dict[str, float] = {}  # primary -> time.time() (from a cookie)
         self.replicas: dict[str, str] = {}  # primary -> the replica chosen for its reads
+        # The scope a Celery task ran inside (an eager task's caller), back at its end.
+        self.outer = outer
 
     def pins(self, primary: str) -> bool:
         """Must reads of ``primary``'s set go to the primary?"""
@@ -212,11 +216,16 @@ def _request_finished(**kwargs: Any) -> None:
 
 
 def _task_prerun(**kwargs: Any) -> None:
-    start_scope()
+    # A task may run inside another unit of work: an eager one (``apply()``,
+    # ``task_always_eager``) runs in its caller's thread, in the middle of a request or
+    # another task. It gets a fresh scope, and its caller gets its own back at the end
+    # (with the pins of its writes), not no scope at all.
+    _scope.set(RoutingScope(outer=_scope.get()))
 
 
 def _task_postrun(**kwargs: Any) -> None:
-    end_scope()
+    scope = _scope.get()
+    _scope.set(scope.outer if scope is not None else None)
 
 
 def connect_signals() -> None:

@@ -81,11 +81,68 @@ def test_a_request_starts_and_ends_a_scope():
 
 
 def test_a_celery_task_starts_with_no_pinning():
-    router.db_for_write(Article)
+    router.db_for_write(Article)  # outside any scope: pins the rest of the thread
+    before = routing.current_scope()
     routing._task_prerun(task_id="1", task=None)
     assert read() in REPLICAS
     routing._task_postrun(task_id="1", task=None)
+    assert routing.current_scope() is before  # the task's scope ended, not the thread's
+    assert read() == "default"
+
+
+@pytest.fixture
+def eager_celery_app():
+    """A real Celery app that runs tasks in the caller's thread (``task_always_eager``,
+    as in tests and development), with Celery's real task signals."""
+    celery = pytest.importorskip(
+        "celery", reason="Celery is not installed: pip install -e '.[reliability]'"
+    )
+    app = celery.Celery("dataflow-routing-tests", set_as_current=False)
+    app.conf.task_always_eager = True
+    return app
+
+
+def test_a_real_celery_task_starts_with_no_pinning(eager_celery_app):
+    @eager_celery_app.task
+    def reads_in_a_task():
+        return read()
+
+    router.db_for_write(Article)  # whatever ran before in this thread wrote
+    assert reads_in_a_task.delay().get() in REPLICAS
+
+
+def test_an_eager_celery_task_gives_the_calling_request_its_scope_back(eager_celery_app):
+    """A task run inside a request (``delay()`` with ``task_always_eager``, or
+    ``apply()``) has a scope of its own; the request keeps its pins and its writes."""
+
+    @eager_celery_app.task
+    def writes_in_a_task():
+        router.db_for_write(Article)
+        return read()
+
+    request_started.send(sender=None)
+    request_scope = routing.current_scope()
+    router.db_for_write(Article)  # the view wrote: its reads go to the primary
+    assert writes_in_a_task.delay().get() == "default"
+    assert writes_in_a_task.apply().get() == "default"
+    assert routing.current_scope() is request_scope
+    assert read() == "default"  # read-your-writes still holds after the task
+    request_finished.send(sender=None)
     assert routing.current_scope() is None
+
+
+def test_writes_after_an_eager_task_reach_the_middlewares_scope(eager_celery_app):
+    """ReadYourWritesMiddleware sets its cookie from the scope it opened: a write made
+    after an eager task must land there, not in a scope of its own."""
+
+    @eager_celery_app.task
+    def noop():
+        return None
+
+    with routing_scope() as scope:  # what the middleware does around the view
+        noop.delay()
+        router.db_for_write(Article)
+    assert scope.written == {"default"}
 
 
 def test_reads_inside_atomic_on_the_primary_go_to_the_primary(monkeypatch):
@@ -335,7 +392,10 @@ def test_with_celery_installed_each_task_starts_a_fresh_scope(monkeypatch):
     (prerun,) = celery.signals.task_prerun.receivers
     (postrun,) = celery.signals.task_postrun.receivers
 
+    prerun(task_id="1", task=None)
     router.db_for_write(Article)  # the previous task wrote
+    postrun(task_id="1", task=None)
+    assert routing.current_scope() is None
     prerun(task_id="2", task=None)
     assert read() in REPLICAS
 
