@@ -6,9 +6,11 @@ request that wrote to a primary, this middleware sets a signed cookie naming tha
 primary and an expiry ``pin_seconds`` ahead (per set in ``DATAFLOW_ROUTING``, 5 by
 default); requests carrying it read that set's primary until then.
 
-It also gives each request a fresh routing scope, in sync (WSGI) and async (ASGI)
-stacks alike. Put it near the top of ``MIDDLEWARE``, so the writes of the middleware
-below it (a session saved at login) count too.
+It works on the request's own routing scope, the one ``request_started`` begins and
+``request_finished`` ends, in sync (WSGI) and async (ASGI) stacks alike: the body of a
+streaming response runs after the middleware has returned, and must still see the
+request's writes and the cookie's pins. Put it near the top of ``MIDDLEWARE``, so the
+writes of the middleware below it (a session saved at login) count too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core import signing
 from django.http import HttpRequest, HttpResponseBase
 
-from django_dataflow.routing import RoutingScope, routing_scope
+from django_dataflow import routing
+from django_dataflow.routing import RoutingScope
 from django_dataflow.routing_config import get_config
 
 
@@ -39,22 +42,33 @@ class ReadYourWritesMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+        # Requests begin and end their scope through the request signals (idempotent:
+        # the router connects them too).
+        routing.connect_signals()
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        with routing_scope() as scope:
-            self.pin_from_cookie(request, scope)
-            response = self.get_response(request)
-            self.remember_writes(request, response, scope)
+        scope = self.request_scope()
+        self.pin_from_cookie(request, scope)
+        response = self.get_response(request)
+        self.remember_writes(request, response, scope)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        with routing_scope() as scope:
-            self.pin_from_cookie(request, scope)
-            response = await self.get_response(request)
-            self.remember_writes(request, response, scope)
+        scope = self.request_scope()
+        self.pin_from_cookie(request, scope)
+        response = await self.get_response(request)
+        self.remember_writes(request, response, scope)
         return response
+
+    @staticmethod
+    def request_scope() -> RoutingScope:
+        """The scope ``request_started`` began for this request. It stays current after
+        the middleware returns, until ``request_finished``: a scope of the middleware's
+        own would end before a streaming body runs. (Without one, a request started
+        outside Django's handlers, a scope begins here.)"""
+        return routing.current_scope() or routing.start_scope()
 
     def pin_from_cookie(self, request: HttpRequest, scope: RoutingScope) -> None:
         value = request.COOKIES.get(self.cookie_name)

@@ -3,6 +3,8 @@ WSGI (Client) and ASGI (AsyncClient); other clients keep reading the replicas.""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import pytest
@@ -101,8 +103,6 @@ def test_asgi_requests_pin_the_writer_and_nobody_else():
 
 
 def test_concurrent_asgi_requests_do_not_share_pins():
-    import asyncio
-
     async def main():
         writers = [AsyncClient() for _ in range(5)]
         readers = [AsyncClient() for _ in range(5)]
@@ -115,3 +115,61 @@ def test_concurrent_asgi_requests_do_not_share_pins():
     bodies = run_async(main)
     assert [body["in_recovery"] for body in bodies[:5]] == [False] * 5
     assert [body["in_recovery"] for body in bodies[5:]] == [True] * 5
+
+
+def streamed(response):
+    """The body of a streaming response, consumed and closed as a WSGI server does
+    (closing sends ``request_finished``)."""
+    body = b"".join(response.streaming_content)
+    response.close()
+    return json.loads(body)
+
+
+def test_a_streamed_body_reads_the_primary_after_the_views_write(client):
+    body = streamed(client.post("/stream/write/streamed"))
+    assert body == {"alias": "default", "in_recovery": False, "found": True}
+
+
+def test_a_streamed_body_of_a_pinned_client_reads_the_primary(client):
+    client.cookies[COOKIE] = signing.dumps(
+        {"default": time.time() + 60}, salt=ReadYourWritesMiddleware.salt
+    )
+    assert streamed(client.get("/stream/read/x"))["in_recovery"] is False
+
+
+def test_asgi_a_streamed_body_reads_the_primary_after_the_views_write():
+    """Through Django's ASGIHandler, as uvicorn runs it: the body is sent after the
+    middleware returned."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    async def main():
+        incoming = asyncio.Queue()
+        incoming.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        sent = []
+
+        async def receive():
+            return await incoming.get()  # then waits: the client stays connected
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/async/stream/write/asgi-streamed",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"testserver")],
+            "server": ("testserver", 80),
+            "client": ("127.0.0.1", 50000),
+        }
+        await ASGIHandler()(scope, receive, send)
+        return sent
+
+    sent = run_async(main)
+    assert sent[0]["status"] == 200
+    body = b"".join(message.get("body", b"") for message in sent[1:])
+    assert json.loads(body) == {"alias": "default", "in_recovery": False, "found": True}

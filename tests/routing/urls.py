@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from asgiref.sync import sync_to_async
-from django.http import JsonResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.urls import path
 
 from tests.routing.helpers import where_read
@@ -34,7 +36,37 @@ async def async_read(request, title):
     return JsonResponse(await sync_to_async(_report)(title))
 
 
+def write_then_stream(request, title):
+    # The body runs after every middleware has returned (a CSV export of what was just
+    # saved, say), but still inside the request.
+    Article.objects.create(title=title)
+
+    def body():
+        yield json.dumps(_report(title)).encode()
+
+    return StreamingHttpResponse(body())
+
+
+def stream(request, title):
+    def body():
+        yield json.dumps(_report(title)).encode()
+
+    return StreamingHttpResponse(body())
+
+
+async def async_write_then_stream(request, title):
+    await Article.objects.acreate(title=title)
+
+    async def body():
+        yield json.dumps(await sync_to_async(_report)(title)).encode()
+
+    return StreamingHttpResponse(body())
+
+
 urlpatterns = [
+    path("stream/write/<str:title>", write_then_stream),
+    path("stream/read/<str:title>", stream),
+    path("async/stream/write/<str:title>", async_write_then_stream),
     path("write/<str:title>", write),
     path("read/<str:title>", read),
     path("async/write/<str:title>", async_write),
