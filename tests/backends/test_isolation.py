@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import gc
 import os
 import threading
@@ -9,6 +10,7 @@ import threading
 import pytest
 from django.db import connection, connections
 from django.db.backends.postgresql import base as django_postgresql
+from django.test import override_settings
 
 from django_dataflow.backends.creation import close_pools_on_database
 from django_dataflow.pool import registry
@@ -173,3 +175,49 @@ def test_djangos_own_postgresql_pool_names_are_not_shadowed():
         assert name not in vars(PooledDatabaseWrapperMixin)
         assert name not in vars(DatabaseWrapper)
         assert getattr(DatabaseWrapper, name) is getattr(django_postgresql.DatabaseWrapper, name)
+
+
+def in_another_thread(function):
+    """Run ``function`` as a request on another thread would, and return its result."""
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(function())
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+def session_time_zone_and_a_timestamp():
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW TIME ZONE")
+        zone = cursor.fetchone()[0]
+        cursor.execute("SELECT '2020-01-01 00:00:00+00'::timestamptz")
+        return zone, cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("request_end", ["close", "close_if_unusable_or_obsolete"])
+def test_a_time_zone_changed_by_override_settings_never_reaches_the_old_zones_pool(
+    vendor, request_end
+):
+    """override_settings(TIME_ZONE) makes Django SET the session time zone of the
+    connection held at that moment, a connection of the old zone's pool. Lent again from
+    there, it would shift every timestamp the next borrower reads."""
+    if vendor != "postgresql":
+        pytest.skip("only PostgreSQL sets a session time zone (ensure_timezone)")
+    connection.ensure_connection()  # a request in progress, on the UTC pool
+    with override_settings(USE_TZ=False, TIME_ZONE="Asia/Tokyo"):
+        getattr(connection, request_end)()  # the request ends inside the override
+        connection.close()  # (parked by close_if_unusable_or_obsolete: give it back)
+    zone, value = in_another_thread(session_time_zone_and_a_timestamp)
+    assert zone == "UTC"
+    assert value == datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)

@@ -28,6 +28,18 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrap
     # objects. Keyed by identity, one alias would get two pools.
     dataflow_params_not_in_key = frozenset({"context"})
 
+    def ensure_timezone(self) -> bool:
+        # Django calls this when TIME_ZONE or USE_TZ changes (override_settings), and it
+        # SETs the session time zone of the connection held right now. That connection
+        # belongs to the pool of the old zone (the zone is part of the pool key): lent
+        # again from there, every timestamptz it reads would be off by the difference.
+        # So it is discarded when it comes back instead.
+        changed = super().ensure_timezone()
+        record = self.dataflow_record
+        if changed and record is not None:
+            record.invalidate("time_zone_changed")
+        return changed
+
     def dataflow_after_checkout(self, connection: Any) -> None:
         # Django sets this while opening a physical connection; a reused one was
         # opened by another wrapper, so read it back from the connection.
