@@ -102,6 +102,25 @@ class ParkingMixin:
                 return record
         return None
 
+    def _take_parked_of_ended_thread(self: Any) -> Any:
+        """Under the lock: claim a connection whose holder thread has ended (it will never
+        take it back), or None. A server that runs each request in a new thread (Django
+        under ASGI runs a request's sync code in a thread of its own) parks every
+        connection for a thread that is about to end."""
+        try:
+            parked = tuple(self._parked.items())
+        except RuntimeError:  # a holder popped its parking meanwhile
+            return None
+        for lease, record in parked:
+            holder = record.holder
+            if (
+                holder is not None
+                and not holder.is_alive()
+                and self._parked.pop(lease, None) is record
+            ):
+                return record
+        return None
+
     def _hand_parked_to_waiters(self: Any, beyond: int = 0) -> None:
         """Under the lock: parked connections go to the oldest waiters, leaving
         ``beyond`` waiters (those the connections being opened will serve)."""

@@ -159,6 +159,13 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                 # The common case: the most recently returned connection.
                 grant: Any = self._idle.pop()
                 self._lend(grant, thread, started)
+            elif (
+                self._parked
+                and not self._waiters
+                and (grant := self._take_parked_of_ended_thread())
+            ):
+                # Parked by a thread that has ended: nobody will take it back.
+                self._lend(grant, thread, started)
             elif not self._total:
                 # Nothing open or opening, so nothing can come back: connect right here.
                 self._total += 1

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from django_dataflow import PoolTimeout
+from django_dataflow.pool import registry
 from tests.backends.helpers import backend_pid, kill_session, make_wrapper, session_alive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -194,3 +195,28 @@ def test_closing_the_pool_closes_a_parked_connection(vendor):
     request(wrapper)  # a new pool, a new connection
     assert wrapper.dataflow_pool is not old_pool
     wrapper.close()
+
+
+def test_requests_each_in_a_thread_of_their_own_reuse_one_connection():
+    """Django under ASGI runs each request's sync code in a thread of its own, which ends
+    with the request: the connection parked at its end goes to the next request instead
+    of the pool opening another one for every request up to its limit."""
+    from django.core.signals import request_finished, request_started
+    from django.db import connections
+
+    def one_request():
+        request_started.send(sender=None)
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT 1")
+        finally:
+            request_finished.send(sender=None)
+
+    in_thread(one_request)
+    (pool,) = registry.all_pools("default")
+    opened = pool.get_stats()["connections_created"]
+    for _ in range(10):  # strictly one after another
+        in_thread(one_request)
+    stats = pool.get_stats()
+    assert stats["connections_created"] == opened, stats
+    assert stats["total"] < stats["max_connections"]

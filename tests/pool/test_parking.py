@@ -53,6 +53,29 @@ def test_below_the_limit_another_thread_opens_one_rather_than_take_a_parked_one(
     assert pool.unpark(record, lease), "the holder keeps its connection"
 
 
+def test_below_the_limit_a_connection_parked_by_an_ended_thread_is_taken(make_pool, connector):
+    """A server that runs each request in a thread of its own (Django under ASGI) parks
+    every connection for a thread about to end: the next request takes it, not a new
+    connection."""
+    pool = make_pool(pool_size=4, max_overflow=2)
+    records = []
+
+    def request():
+        record = pool.checkout()
+        records.append(record)
+        park(pool, record)
+
+    for _ in range(10):  # one request after another, each in a new thread
+        thread = threading.Thread(target=request)
+        thread.start()
+        thread.join()
+
+    assert connector.opened == 1
+    assert all(record is records[0] for record in records)
+    stats = pool.get_stats()
+    assert stats["checkouts"] == stats["checkins"] == 10
+
+
 def test_at_the_limit_another_thread_takes_a_parked_connection(make_pool, connector):
     pool = make_pool(pool_size=1, max_overflow=0)
     record = pool.checkout()
