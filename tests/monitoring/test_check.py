@@ -83,6 +83,26 @@ def test_an_unknown_alias_is_a_usage_error(pool_stats):
     assert "There is no database alias 'nope'" in result.stderr
 
 
+def test_check_with_prometheus_output_keeps_the_exposition_parseable(
+    spawn_worker, pool_stats
+):
+    """`pool_stats --check --format prometheus > pools.prom` (a node_exporter textfile):
+    the verdict goes to stderr, the exit status says it too."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    spawn_worker(hold=4)  # 4 of pool_size 4: unhealthy
+    unhealthy = pool_stats("--check", "--format", "prometheus", *ONLY_USAGE)
+    assert unhealthy.returncode == UNHEALTHY
+    assert "UNHEALTHY" in unhealthy.stderr
+    names = {family.name for family in text_string_to_metric_families(unhealthy.stdout)}
+    assert "django_dataflow_processes" in names
+
+    healthy = pool_stats("--check", "--format", "prometheus", "--max-usage", "1000")
+    assert healthy.returncode == HEALTHY, healthy.stderr
+    assert healthy.stderr.startswith("OK: ")
+    assert list(text_string_to_metric_families(healthy.stdout))
+
+
 def test_a_bad_option_value_is_a_usage_error(pool_stats):
     assert pool_stats("--format", "xml").returncode == USAGE
     assert pool_stats("--watch", "0").returncode == USAGE

@@ -167,19 +167,21 @@ class Command(BaseCommand):
             self._verdict(report, problems, fmt)
 
     def _verdict(self, report: Report, problems: list[health.Problem], fmt: str | None) -> None:
-        quiet = fmt == "json"
+        # JSON carries the verdict in its document ("health"). The Prometheus text must
+        # stay parseable (`--format prometheus > pools.prom`): its verdict goes to stderr.
+        verdict_out = {"json": None, "prometheus": self.stderr}.get(fmt, self.stdout)
         if not report.aliases:
             if fmt is None:  # the table (which says why) was not printed
                 self.stdout.write(render.no_pools_message(report))
             raise CommandError("UNKNOWN: no pool statistics to check.", returncode=USAGE)
         if problems:
-            if not quiet:
+            if verdict_out is not None:
                 for problem in problems:
-                    self.stdout.write(f"UNHEALTHY: {problem.message}")
+                    verdict_out.write(f"UNHEALTHY: {problem.message}")
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise CommandError(f"UNHEALTHY: {problems[0].message}{more}", returncode=UNHEALTHY)
-        if not quiet:
-            self.stdout.write(f"OK: {health.summary(report)}")
+        if verdict_out is not None:
+            verdict_out.write(f"OK: {health.summary(report)}")
 
     def _server_views(self, report: Report, database: str | None) -> list[Any]:
         from django_dataflow.monitoring.server import ServerUnavailable, server_view
