@@ -83,9 +83,7 @@ def test_an_unknown_alias_is_a_usage_error(pool_stats):
     assert "There is no database alias 'nope'" in result.stderr
 
 
-def test_check_with_prometheus_output_keeps_the_exposition_parseable(
-    spawn_worker, pool_stats
-):
+def test_check_with_prometheus_output_keeps_the_exposition_parseable(spawn_worker, pool_stats):
     """`pool_stats --check --format prometheus > pools.prom` (a node_exporter textfile):
     the verdict goes to stderr, the exit status says it too."""
     from prometheus_client.parser import text_string_to_metric_families
