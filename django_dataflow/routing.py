@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
@@ -106,6 +107,10 @@ class _ContextSwitch:
     def _value(self) -> Any:
         raise NotImplementedError
 
+    def _spelling(self) -> str:
+        """How the user wrote it, for messages."""
+        return f"{type(self).__name__}()"
+
     _var: ContextVar[Any]
 
     def __init__(self) -> None:
@@ -126,6 +131,14 @@ class _ContextSwitch:
         self._var.reset(self._tokens.pop())
 
     def __call__(self, func: F) -> F:
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            # Calling one only creates the generator: its body would run later, outside
+            # the decorator, silently unsteered.
+            raise TypeError(
+                f"{self._spelling()} cannot decorate the generator function "
+                f"{getattr(func, '__qualname__', func)!r}: its body runs after the call "
+                f"returns. Use `with {self._spelling()}:` inside the generator instead."
+            )
         if iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -153,9 +166,12 @@ class _Steer(_ContextSwitch):
     def _value(self) -> Override:
         return self.override
 
-    def __repr__(self) -> str:
+    def _spelling(self) -> str:
         target, alias = self.override
-        return f"<use_{target}({alias!r})>" if alias else f"<use_{target}()>"
+        return f"use_{target}({alias!r})" if alias else f"use_{target}()"
+
+    def __repr__(self) -> str:
+        return f"<{self._spelling()}>"
 
 
 class routing_scope(_ContextSwitch):

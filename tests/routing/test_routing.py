@@ -145,6 +145,28 @@ def test_writes_after_an_eager_task_reach_the_middlewares_scope(eager_celery_app
     assert scope.written == {"default"}
 
 
+def test_decorating_a_generator_function_is_an_error_that_says_what_to_do():
+    """Calling a generator function only creates the generator: a decorator would have
+    steered nothing, silently (a streaming body is often a generator)."""
+    with pytest.raises(TypeError, match=r"Use `with use_primary\(\):` inside the generator"):
+
+        @use_primary
+        def rows():
+            yield read()
+
+    with pytest.raises(TypeError, match=r"use_database\('analytics'\) cannot decorate"):
+
+        @use_database("analytics")
+        async def more_rows():
+            yield read()
+
+    def rows_under_the_manager():
+        with use_primary():
+            yield read()
+
+    assert list(rows_under_the_manager()) == ["default"]
+
+
 def test_reads_inside_atomic_on_the_primary_go_to_the_primary(monkeypatch):
     monkeypatch.setattr(connections["default"], "in_atomic_block", True)
     assert read() == "default"
