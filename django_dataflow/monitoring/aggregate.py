@@ -8,7 +8,6 @@ current numbers even with publishing turned off.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +31,9 @@ class ProcessStats:
     stale: bool
     stats: dict[str, Any]
     sessions: list[list[Any]] = field(default_factory=list)
+    # The publisher's random id: pids of other pid namespaces (containers sharing the
+    # directory) may equal one another and ours.
+    instance: str = ""
 
 
 @dataclass
@@ -53,7 +55,9 @@ class Report:
 
     @property
     def process_count(self) -> int:
-        return len({p.pid for alias in self.aliases.values() for p in alias.processes})
+        return len(
+            {(p.pid, p.instance) for alias in self.aliases.values() for p in alias.processes}
+        )
 
 
 def _split(pool: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -78,12 +82,13 @@ def collect(
         pass  # nothing was ever published here
     except OSError as problem:
         error = str(problem)
-    me = os.getpid()
     if include_self:
         from django_dataflow.monitoring.publisher import publisher
 
-        snapshots = [s for s in snapshots if s.get("pid") != me]
+        # Our own snapshot is replaced by a live build. Matched by instance, not pid: a
+        # process of another pid namespace sharing the directory may have our pid.
         own = publisher.build()
+        snapshots = [s for s in snapshots if s.get("instance") != own.get("instance")]
         if own["pools"]:
             own.update(age=0.0, stale=False)
             snapshots.append(own)
@@ -101,6 +106,7 @@ def collect(
                 stale=bool(snapshot.get("stale")),
                 stats=stats,
                 sessions=list(labels["sessions"] or []),
+                instance=str(snapshot.get("instance") or ""),
             )
             per_alias.setdefault(name, []).append((labels, process))
 
