@@ -35,9 +35,11 @@ class HousekeepingMixin:
             if record.holder is not None
             and not record.holder.is_alive()
             and record.lease not in self._parked  # parked: returned already (see maintain)
+            and record.reclaimed != record.lease  # an orphan being returned already
         ]
-        for record, _lease in abandoned:
+        for record, lease in abandoned:
             record.holder = claimer
+            record.reclaimed = lease
         return abandoned
 
     def _return_abandoned(self, abandoned: list[tuple[ConnectionRecord, int]]) -> None:
@@ -66,6 +68,13 @@ class HousekeepingMixin:
                 record, lease = self._orphans.popleft()
             except IndexError:
                 return
+            with self._lock:
+                # Claimed under the lock, as _claim_abandoned claims: otherwise a
+                # borrower could reclaim the same checkout, get the connection and
+                # start a transaction while this return's reset (a ROLLBACK) runs.
+                if record.lease != lease or record.reclaimed == lease:
+                    continue
+                record.reclaimed = lease
             self.checkin(record, lease)
 
     # -- housekeeping ----------------------------------------------------------------

@@ -254,6 +254,10 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
             record.lease = 0
             record.holder = None
             self._checkins += 1
+            if reason is None and self._closed:
+                # close() ran while this connection was being reset: it must not be
+                # left idle in a closed pool, open for ever.
+                reason = "pool_closed"
             if reason is None:
                 record.idle_since = now
                 if self._waiters:
@@ -354,10 +358,14 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                 reason = "pre_ping"
         if reason is None:
             return record
-        # Replace it, keeping the reserved slot for the new connection.
+        # Replace it, keeping the reserved slot for the new connection. The checkout was
+        # counted when the old one was lent, and will be again for the new one.
         with self._lock:
             self._out.discard(record)
             record.lease = 0
+            record.holder = None
+            self._checkouts -= 1
+            self._retire_counts(record)
             self.stats.record_invalidation(reason)
             if reason == "recycle":
                 self.stats.counters["recycled"] += 1

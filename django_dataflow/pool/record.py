@@ -32,6 +32,7 @@ class ConnectionRecord:
         "leak_reported",
         "lease",
         "parks",
+        "reclaimed",
         "recycle_at",
         "setup_done",
         "times_checked_out",
@@ -50,6 +51,9 @@ class ConnectionRecord:
         # that holds it (None when the holder shares it across threads on purpose).
         self.lease = 0
         self.holder: threading.Thread | None = None
+        # The lease of a checkout whose holder is gone (an ended thread, a collected
+        # wrapper), once somebody took on returning it: only one of them does.
+        self.reclaimed = 0
         self.last_checkout_at: float | None = None
         self.idle_since = now
         self.times_checked_out = 0

@@ -113,3 +113,25 @@ def make_pool(connector):
     yield make
     for pool in pools:
         pool.close()
+
+
+class GatedResetConnector(SQLiteFileConnector):
+    """reset() in the threads listed in ``gated`` waits for ``gate``: a slow ROLLBACK,
+    to hold a checkin between its start and its end."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.gated: set[threading.Thread] = set()
+        self.in_reset = threading.Event()
+
+    def reset(self, connection) -> bool:
+        if threading.current_thread() in self.gated:
+            self.in_reset.set()
+            assert self.gate.wait(10), "the gate never opened"
+        return super().reset(connection)
+
+
+@pytest.fixture
+def gated_connector(tmp_path):
+    return GatedResetConnector(tmp_path / "pool.sqlite3")
