@@ -102,17 +102,10 @@ class HousekeepingMixin:
                 expired.append((self._idle.popleft(), "overflow_idle"))
             if self._parked:
                 self._expire_parked(now, expired)
-            for record, reason in expired:
-                self._forget(record, reason)
-            openers = self._serve_queue() if expired else 0
             abandoned = self._claim_abandoned(threading.current_thread())
             leaked = self.leaks.find(self._out, now) if self.leaks.threshold else []
             self.stats.counters["leaks"] += len(leaked)
-        if openers:
-            self._start_openers(openers)
-        for record, reason in expired:
-            self._notify_invalidated(record, reason)
-            self._close_quietly(record)
+        self._discard(expired)  # closed, then their slots freed
         if abandoned:
             self._return_abandoned(abandoned)
         for record in leaked:

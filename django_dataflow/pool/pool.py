@@ -6,7 +6,8 @@ How it stays correct and cheap:
   pinging, resetting and closing connections happen outside it, so a hanging server
   never blocks other borrowers.
 * The connection limit is counted *before* connecting: a borrower reserves a slot under
-  the lock, then connects. A failed connect gives the slot back.
+  the lock, then connects. A failed connect gives the slot back; a discarded connection
+  gives it back once it is closed.
 * Waiters queue in arrival order. A returned connection, or a freed slot, is handed
   straight to the oldest waiter under the lock, so a waiter that times out either got
   a grant (and uses it) or removes itself from the queue: nothing is lost in between.
@@ -265,12 +266,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                 else:
                     self._idle.append(record)
                 return
-            self._forget(record, reason)
-            openers = self._serve_queue()  # the freed slot, for whoever waits
-        if openers:
-            self._start_openers(openers)
-        self._notify_invalidated(record, reason)
-        self._close_quietly(record)
+        self._discard([(record, reason)])
 
     def invalidate_older_connections(self) -> None:
         """Make every connection opened so far be pinged before its next use.
@@ -420,9 +416,26 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
 
     # -- internals of checkin --------------------------------------------------------
 
+    def _discard(self, discarded: list[tuple[ConnectionRecord, str]]) -> None:
+        """Outside the lock: close connections that left the pool (out of the idle stack,
+        the parked and the borrowed already), then free their slots for whoever waits.
+        Closed first, so the server never holds more sessions than the limit, even while
+        a close is slow (a TLS shutdown, MySQL's COM_QUIT)."""
+        if not discarded:
+            return
+        for record, reason in discarded:
+            self._notify_invalidated(record, reason)
+            self._close_quietly(record)
+        with self._lock:
+            for record, reason in discarded:
+                self._forget(record, reason)
+            openers = self._serve_queue()
+        if openers:
+            self._start_openers(openers)
+
     def _forget(self, record: ConnectionRecord, reason: str) -> None:
-        # Under the lock: the connection leaves the pool for good; its slot is freed
-        # (the caller serves the queue with it: ``_serve_queue``, then openers).
+        # Under the lock, once the connection is closed: it leaves the pool for good and
+        # its slot is freed (``_discard`` serves the queue with it).
         self._total -= 1
         self._retire_counts(record)
         if reason == "overflow_idle":

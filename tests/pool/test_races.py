@@ -8,6 +8,7 @@ import threading
 import time
 
 from django_dataflow.pool import ConnectionPool
+from tests.pool.conftest import SQLiteFileConnector
 
 
 def run_in_thread(function, gate_reset_of=None):
@@ -128,4 +129,48 @@ def test_an_orphan_returned_while_a_borrower_reclaims_it_is_returned_once(gated_
     assert outcome.get("value") is True, "the borrower's transaction was rolled back"
     stats = pool.get_stats()
     assert stats["checkouts"] == stats["checkins"] == 2
+    pool.close()
+
+
+class SlowCloseConnector(SQLiteFileConnector):
+    """close() waits for ``gate`` (a slow TLS shutdown or COM_QUIT); counts the sessions
+    open at once."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.in_close = threading.Event()
+        self.open_now = 0
+        self.most_open = 0
+
+    def connect(self):
+        connection = super().connect()
+        with self.lock:
+            self.open_now += 1
+            self.most_open = max(self.most_open, self.open_now)
+        return connection
+
+    def close(self, connection) -> None:
+        self.in_close.set()
+        assert self.gate.wait(10)
+        super().close(connection)
+        with self.lock:
+            self.open_now -= 1
+
+
+def test_a_discarded_connection_is_closed_before_its_slot_is_reused(tmp_path):
+    connector = SlowCloseConnector(tmp_path / "pool.sqlite3")
+    pool = ConnectionPool(connector, name="t", pool_size=1, max_overflow=0, pre_ping=False)
+    record = pool.checkout()
+    returner, _ = run_in_thread(lambda: pool.checkin(record, record.lease, discard_reason="broken"))
+    assert connector.in_close.wait(5)  # its session is still open on the server
+    waiter, result = run_in_thread(lambda: pool.checkout(timeout=5))
+    time.sleep(0.2)
+    assert connector.most_open == 1, "a second session opened while the first closed"
+    connector.gate.set()
+    returner.join(5)
+    waiter.join(5)
+    other = result["value"]  # the slot, once free
+    assert connector.most_open == 1
+    pool.checkin(other, other.lease)
     pool.close()
