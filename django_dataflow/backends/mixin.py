@@ -147,6 +147,10 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         self._dataflow_parked = False
         # True while close() runs: only then does _close() give the connection back.
         self._dataflow_closing = False
+        # Server-side cursors declared since the connection was last given back (None
+        # until the first: vendors that have them fill it), closed before it goes back
+        # again; see _dataflow_close_open_cursors.
+        self._dataflow_open_cursors: weakref.WeakSet[Any] | None = None
         # The pool of the last checkout and what it was chosen for (see
         # _dataflow_unchanged_pool).
         self._dataflow_last: _LastPool | None = None
@@ -370,9 +374,26 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
             reason = "closed_in_transaction"
         else:
             reason = None
+            if self._dataflow_open_cursors is not None:
+                self._dataflow_close_open_cursors()
         # No error translation needed: checkin swallows driver errors (a connection that
         # cannot be reset or closed cleanly is simply thrown away).
         self._dataflow_release(discard_reason=reason)
+
+    def _dataflow_close_open_cursors(self) -> None:
+        """Close the server-side cursors still open on the connection before it goes
+        back. PostgreSQL's ``QuerySet.iterator()`` declares its cursor ``WITH HOLD`` in
+        autocommit mode: it lives in the session, and the next borrower would inherit it
+        (and its name, which a new wrapper in a reused thread generates again). With
+        Django's own backend the connection, and the cursor with it, is closed."""
+        cursors, self._dataflow_open_cursors = self._dataflow_open_cursors or (), None
+        for cursor in list(cursors):
+            try:
+                cursor.close()  # a round trip, only for a cursor left open
+            except Exception:
+                record = self._dataflow_lease.record
+                if record is not None:
+                    record.invalidate("server_cursor_left_open")
 
     def _dataflow_release(self, discard_reason: str | None = None) -> None:
         # (A parked connection is claimed back by checkin itself, under the pool lock.)

@@ -57,6 +57,8 @@ class ParkingWrapperMixin:
             or pool_checkin.receivers
         ):
             return super().close_if_unusable_or_obsolete()
+        if self._dataflow_open_cursors is not None:
+            self._dataflow_close_open_cursors()
         # Forget the connection before it becomes lendable to other threads.
         connection = self.__dict__.pop("connection", None)
         self._dataflow_parked = True

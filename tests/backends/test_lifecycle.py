@@ -363,3 +363,48 @@ def test_djangos_own_pool_option_is_refused_when_connecting(vendor):
     wrapper = wrapper_class()({**connection.settings_dict, "OPTIONS": options}, "default")
     with pytest.raises(ImproperlyConfigured, match=r"OPTIONS\['pool'\]"):
         wrapper.ensure_connection()
+
+
+@pytest.fixture
+def ten_items(vendor):
+    from tests.testapp.models import Item
+
+    if vendor != "postgresql":
+        pytest.skip("server-side cursors WITH HOLD: PostgreSQL's QuerySet.iterator()")
+    Item.objects.bulk_create(Item(name=str(n)) for n in range(10))
+    original = connections["default"]
+    yield Item
+    connections["default"] = original
+
+
+@pytest.mark.parametrize("request_end", ["park", "close"])
+def test_a_server_side_cursor_left_open_by_a_request_is_closed_before_the_next_borrower(
+    ten_items, request_end
+):
+    """An iterator that outlives its request leaves its cursor WITH HOLD in the session
+    (Django declares it so in autocommit mode). With Django's own backend the connection
+    closes and the cursor with it; with the pool the next borrower must not inherit it,
+    nor fail on the cursor name a new wrapper in a reused thread generates again."""
+    options = {"pool_size": 1, "pool_max_overflow": 0, "pool_timeout": 2}
+    first = make_wrapper(**options)
+    connections["default"] = first
+    first.close_if_unusable_or_obsolete()  # request_started
+    left_open = ten_items.objects.iterator(chunk_size=2)
+    next(left_open)
+    if request_end == "park":
+        first.close_if_unusable_or_obsolete()  # request_finished
+    else:
+        first.close()
+
+    second = make_wrapper(**options)  # the next request: a fresh wrapper, same thread
+    connections["default"] = second
+    try:
+        with second.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_cursors")
+            assert cursor.fetchone()[0] == 0
+        assert len(list(ten_items.objects.iterator(chunk_size=2))) == 10
+    finally:
+        second.close()
+        first.close()
+    with pytest.raises(Exception, match="closed"):
+        list(left_open)  # it cannot read through a connection it no longer holds

@@ -6,6 +6,7 @@ go through the pool (see ``django_dataflow.backends.mixin``).
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from django.db.backends.postgresql import base as django_postgresql
@@ -27,6 +28,16 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrap
     # by an lru_cache that threads connecting at once can fill twice, with two distinct
     # objects. Keyed by identity, one alias would get two pools.
     dataflow_params_not_in_key = frozenset({"context"})
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        cursor = super().create_cursor(name)
+        if name is not None:
+            # A server-side cursor (QuerySet.iterator()): closed before the connection
+            # goes back, if its iterator left it open (see _dataflow_close_open_cursors).
+            if self._dataflow_open_cursors is None:
+                self._dataflow_open_cursors = weakref.WeakSet()
+            self._dataflow_open_cursors.add(cursor)
+        return cursor
 
     def ensure_timezone(self) -> bool:
         # Django calls this when TIME_ZONE or USE_TZ changes (override_settings), and it
