@@ -246,6 +246,24 @@ def add_counters(into: dict[str, dict[str, Any]], more: dict[str, dict[str, Any]
                 target[key] = target.get(key, 0) + value
 
 
+def _larger_counters(
+    old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per alias and key, the larger of two readings of one process's counters."""
+    merged = {alias: dict(counters) for alias, counters in old.items()}
+    for alias, counters in new.items():
+        target = merged.setdefault(alias, {})
+        for key, value in counters.items():
+            if key == "invalidated_by_reason":
+                reasons = dict(target.get(key) or {})
+                for reason, count in value.items():
+                    reasons[reason] = max(reasons.get(reason, 0), count)
+                target[key] = reasons
+            else:
+                target[key] = max(target.get(key, 0), value)
+    return merged
+
+
 def read_retired(directory: Path) -> dict[str, Any]:
     retired = read_json(directory / RETIRED)
     if not isinstance(retired, dict) or retired.get("format") != FORMAT:
@@ -261,8 +279,9 @@ def retire(directory: Path, dead: list[tuple[Path, dict[str, Any]]]) -> None:
         recent: dict[str, Any] = retired["recent"]
         for _path, snapshot in dead:
             instance = str(snapshot.get("instance"))
-            if instance not in recent:
-                recent[instance] = counters_of(snapshot)
+            # Retired before (pruned as stale, then it published again): its counters
+            # only ever grew, so the larger of each is its latest.
+            recent[instance] = _larger_counters(recent.get(instance, {}), counters_of(snapshot))
         while len(recent) > RECENT_RETIRED:
             oldest = next(iter(recent))
             add_counters(retired["base"], recent.pop(oldest))
