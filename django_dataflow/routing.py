@@ -241,7 +241,14 @@ def _task_prerun(**kwargs: Any) -> None:
 
 def _task_postrun(**kwargs: Any) -> None:
     scope = _scope.get()
-    _scope.set(scope.outer if scope is not None else None)
+    if scope is None:
+        return
+    outer = scope.outer
+    if outer is not None:
+        # An eager task's writes happened inside its caller: the caller's reads after
+        # it must see them too (and its cookie pin them).
+        outer.written |= scope.written
+    _scope.set(outer)
 
 
 def connect_signals() -> None:

@@ -131,6 +131,18 @@ def test_an_eager_celery_task_gives_the_calling_request_its_scope_back(eager_cel
     assert routing.current_scope() is None
 
 
+def test_the_writes_of_an_eager_task_pin_the_calling_request(eager_celery_app):
+    @eager_celery_app.task
+    def writes():
+        router.db_for_write(Article)
+
+    with routing_scope() as scope:  # the request
+        assert read() in REPLICAS
+        writes.delay()
+        assert read() == "default"  # the task's write, made a moment ago, is visible
+    assert scope.written == {"default"}  # and the middleware's cookie pins it
+
+
 def test_writes_after_an_eager_task_reach_the_middlewares_scope(eager_celery_app):
     """ReadYourWritesMiddleware sets its cookie from the scope it opened: a write made
     after an eager task must land there, not in a scope of its own."""
