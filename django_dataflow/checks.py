@@ -135,6 +135,9 @@ def check_server_limits(
     return messages
 
 
+DEFAULT_PORTS = {"postgresql": "5432", "mysql": "3306"}
+
+
 def _server_groups(entries: dict[str, tuple[str, dict, dict]]) -> dict[tuple, list[str]]:
     """Aliases grouped by the server they reach: their pools share its max_connections."""
     groups: dict[tuple, list[str]] = {}
@@ -142,7 +145,8 @@ def _server_groups(entries: dict[str, tuple[str, dict, dict]]) -> dict[tuple, li
         key = (
             vendor,
             str(settings_dict.get("HOST") or "localhost"),
-            str(settings_dict.get("PORT") or ""),
+            # An empty PORT is the vendor's default: the same server as one that names it.
+            str(settings_dict.get("PORT") or DEFAULT_PORTS.get(vendor, "")),
         )
         groups.setdefault(key, []).append(alias)
     return groups

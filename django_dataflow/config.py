@@ -89,7 +89,8 @@ UNSET: Any = _Unset()
 
 def _mask(url: str) -> str:
     """``url`` with its password replaced by ***, for repr and messages."""
-    return re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", url)
+    # Up to the last "@" before the path: a password may hold a raw "@" (it parses).
+    return re.sub(r"(//[^/@:]*:)[^/]*@", r"\1***@", url)
 
 
 @dataclasses.dataclass(kw_only=True, repr=False)
@@ -348,8 +349,8 @@ def parse_database_url(url: str, source: str = "database_url") -> tuple[str, dic
                     f"{source}: query parameter {key!r} {complaint}."
                 ) from None
             continue
-        close = difflib.get_close_matches(key, list(ALL_OPTIONS), n=1, cutoff=0.85)
-        if key.startswith("pool_") or close:
+        close = difflib.get_close_matches(key.lower(), list(ALL_OPTIONS), n=1, cutoff=0.85)
+        if key.lower().startswith("pool_") or close:
             nearest = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigurationError(
                 f"{source}: query parameter {key!r} is not a django-dataflow option.{nearest} "
@@ -361,7 +362,15 @@ def parse_database_url(url: str, source: str = "database_url") -> tuple[str, dic
     plain = f"{SCHEMES_FOR_ENVIRON[vendor]}://{re.split(r'[?#]', after_scheme, maxsplit=1)[0]}"
     if rest:
         plain += "?" + urlencode(rest)
-    entry = environ.Env.db_url_config(plain, engine=ENGINE_OF_VENDOR[vendor])
+    try:
+        entry = environ.Env.db_url_config(plain, engine=ENGINE_OF_VENDOR[vendor])
+    except ValueError:
+        # Typically a "/", "#" or "?" in the password cut the URL short, and the parser
+        # complains about a "port" that is part of the password: never repeat it.
+        raise ConfigurationError(
+            f"{source} could not be parsed: check the port, and percent-encode the "
+            f"characters / # ? @ : in the user name and password (e.g. / as %2F)."
+        ) from None
     entry.pop("ENGINE", None)
     if str(entry.get("HOST", "")).startswith("%2F"):  # a Unix socket directory
         entry["HOST"] = unquote(entry["HOST"])

@@ -75,7 +75,11 @@ def _hook_decorator(signal: Any, call: Callable[[Callable, dict], None], label: 
                 if using is None or alias == using:
                     call(function, kwargs)
 
-            uid = (label, function.__module__, function.__qualname__, using)
+            # By identity: registering one function twice runs it once, while two
+            # different ones always both run (lambdas, closures of one factory and
+            # functools.partial objects share or lack a __qualname__). The receiver
+            # keeps the function alive, so its id is not reused while registered.
+            uid = (label, id(function), using)
             signal.connect(receiver, weak=False, dispatch_uid=uid)
             return function
 

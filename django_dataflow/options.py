@@ -13,6 +13,7 @@ Validation reports *problems* instead of raising, so ``manage.py check`` can lis
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,6 +210,10 @@ def normalize(option: PoolOption, value: Any) -> Any:
         raise InvalidValue(f"must be a whole number, not {value!r}")
     if not is_number:
         raise InvalidValue(f"must be a number of seconds, not {value!r}")
+    if not math.isfinite(value):
+        # inf would overflow the waits, nan compares false with everything.
+        never = " (None for never)" if option.kind == "seconds_or_none" else ""
+        raise InvalidValue(f"must be a finite number{never}, not {value!r}")
     if option.exclusive_minimum and value <= option.minimum:
         raise InvalidValue(f"must be greater than {option.minimum:g}, not {value!r}")
     if value < option.minimum:
@@ -269,13 +274,16 @@ def vendor_complaint(option: PoolOption, vendor: str) -> str:
 def unknown_option_hint(key: Any) -> str:
     """The hint for an unknown POOL key: where a connection setting goes, or the nearest
     valid name."""
-    if key in CONNECTION_SETTING_HINTS:
+    # Compared in lower case: POOL_SIZE (Django's own settings are upper case) is
+    # pool_size misspelt.
+    lowered = str(key).lower()
+    if lowered in CONNECTION_SETTING_HINTS:
         return (
             f"{key!r} is a connection setting, not a pool option: "
-            + (CONNECTION_SETTING_HINTS[key])
+            + (CONNECTION_SETTING_HINTS[lowered])
         )
     known = sorted(POOL_OPTIONS)
-    close = difflib.get_close_matches(str(key), known, n=1)
+    close = difflib.get_close_matches(lowered, known, n=1)
     nearest = f"Did you mean {close[0]!r}? " if close else ""
     return f"{nearest}Valid options: {', '.join(known)}."
 

@@ -77,10 +77,16 @@ class ParkingWrapperMixin:
         and Django then connects, which checks one out."""
         self._dataflow_parked = False
         lease = self._dataflow_lease
+        connection = None
         if lease.record is not None and lease.pool.unpark(lease.record, lease.token):
             connection = lease.record.connection
-        else:
+            if pool_checkout.receivers or pool_checkin.receivers:
+                # Hooks connected since it was parked promise a checkout and a checkin
+                # per request: give it back quietly (its checkout sent no signal), and
+                # let Django connect, which checks out with the signal.
+                lease.pool.checkin(lease.record, lease.token)
+                connection = None
+        if connection is None:
             lease.clear()
-            connection = None
         self.connection = connection
         return connection

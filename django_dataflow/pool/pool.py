@@ -310,7 +310,10 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         if grant is None:
             logger.warning("%s", message)
             if self.events is not None:
-                self.events.timed_out(self, waited, message)
+                try:
+                    self.events.timed_out(self, waited, message)
+                except Exception:  # the borrower must still get its PoolTimeout
+                    logger.exception("A pool_timeout receiver of %r failed.", self.name)
             raise PoolTimeoutError(message)
         if grant is POOL_CLOSED:
             raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
