@@ -371,6 +371,8 @@ def ten_items(vendor):
 
     if vendor != "postgresql":
         pytest.skip("server-side cursors WITH HOLD: PostgreSQL's QuerySet.iterator()")
+    if connections["default"].settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        pytest.skip("server-side cursors are disabled (a transaction pooler in front)")
     Item.objects.bulk_create(Item(name=str(n)) for n in range(10))
     original = connections["default"]
     yield Item
