@@ -10,7 +10,13 @@ import pytest
 
 from django_dataflow import PoolTimeout
 from django_dataflow.pool import registry
-from tests.backends.helpers import backend_pid, kill_session, make_wrapper, session_alive
+from tests.backends.helpers import (
+    admin_cursor,
+    backend_pid,
+    kill_session,
+    make_wrapper,
+    session_alive,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -220,3 +226,26 @@ def test_requests_each_in_a_thread_of_their_own_reuse_one_connection():
     stats = pool.get_stats()
     assert stats["connections_created"] == opened, stats
     assert stats["total"] < stats["max_connections"]
+
+
+def test_autocommit_turned_off_by_raw_sql_does_not_reach_the_threads_next_request(vendor):
+    """Request 1 turns autocommit off behind Django's back (raw SQL, a library), with no
+    transaction open yet. Parked as it is, request 2 of the same thread would write into
+    a transaction Django does not know of, which its return rolls back: lost silently."""
+    if vendor != "mysql":
+        pytest.skip("autocommit is a server session setting on MySQL/MariaDB only")
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
+    with wrapper.cursor() as cursor:  # request 1
+        cursor.execute("SET autocommit = 0")
+    wrapper.close_if_unusable_or_obsolete()  # request_finished
+    wrapper.close_if_unusable_or_obsolete()  # request 2: request_started
+    with wrapper.cursor() as cursor:
+        cursor.execute("INSERT INTO testapp_item (name, active) VALUES ('request 2', TRUE)")
+    wrapper.close_if_unusable_or_obsolete()  # request_finished
+    wrapper.close()
+    with admin_cursor(vendor) as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {wrapper.settings_dict['NAME']}.testapp_item "
+            "WHERE name = 'request 2'"
+        )
+        assert cursor.fetchone()[0] == 1

@@ -22,6 +22,7 @@ logger = logging.getLogger("django_dataflow.pool")
 
 # Server status flags (mysql_com.h).
 SERVER_STATUS_IN_TRANS = 0x0001
+SERVER_STATUS_AUTOCOMMIT = 0x0002
 SERVER_MORE_RESULTS_EXISTS = 0x0008
 # enum mariadb_value in MariaDB Connector/C's mysql.h.
 MARIADB_CONNECTION_SERVER_STATUS = 30
@@ -102,8 +103,15 @@ class MySQLConnector(DjangoConnector):
         if read_server_status is None:
             return False
         status = read_server_status(connection)
-        return status is not None and not status & (
-            SERVER_STATUS_IN_TRANS | SERVER_MORE_RESULTS_EXISTS
+        # Autocommit on too: a raw "SET autocommit = 0" (no transaction open yet) would
+        # otherwise be parked, and the thread's next request, which Django believes
+        # autocommitted, would write into a transaction its return rolls back. Checked
+        # in instead, the next checkout restores the mode. (With AUTOCOMMIT False,
+        # nothing is parked.)
+        return bool(
+            status is not None
+            and status & SERVER_STATUS_AUTOCOMMIT
+            and not status & (SERVER_STATUS_IN_TRANS | SERVER_MORE_RESULTS_EXISTS)
         )
 
     def is_disconnect(self, error: BaseException, connection: Any) -> bool:
