@@ -221,3 +221,34 @@ def test_a_time_zone_changed_by_override_settings_never_reaches_the_old_zones_po
     zone, value = in_another_thread(session_time_zone_and_a_timestamp)
     assert zone == "UTC"
     assert value == datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_a_clone_of_a_sqlite_file_test_database_has_what_was_migrated(vendor, tmp_path, journal):
+    """The parallel test runner clones a file test database by copying the file. In WAL
+    mode (DataFlowConfig's default) what migrate wrote may still be in the -wal file, so
+    the clone must be made after a checkpoint. create_test_db ends holding a connection,
+    as here."""
+    import sqlite3
+
+    if vendor != "sqlite":
+        pytest.skip("SQLite file databases are cloned by copying")
+    name = str(tmp_path / "test_db.sqlite3")
+    base = connections["default"]
+    settings_dict = {**base.settings_dict, "NAME": name, "TEST": {}}
+    settings_dict["OPTIONS"] = {"init_command": f"PRAGMA journal_mode={journal};"}
+    wrapper = base.__class__(settings_dict, "default")
+    with wrapper.cursor() as cursor:  # "migrate"
+        cursor.execute("CREATE TABLE migrated (x integer)")
+        cursor.execute("INSERT INTO migrated VALUES (1)")
+    wrapper.ensure_connection()
+    try:
+        wrapper.creation._clone_test_db("1", verbosity=0)
+        clone = sqlite3.connect(wrapper.creation.get_test_db_clone_settings("1")["NAME"])
+        try:
+            assert clone.execute("SELECT x FROM migrated").fetchall() == [(1,)]
+        finally:
+            clone.close()
+    finally:
+        wrapper.close()
+        close_pools_on_database(name)

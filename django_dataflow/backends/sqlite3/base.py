@@ -10,13 +10,24 @@ from __future__ import annotations
 from django.db.backends.sqlite3 import base as django_sqlite3
 from django.db.backends.sqlite3.creation import DatabaseCreation as DjangoCreation
 
-from django_dataflow.backends.creation import PooledCreationMixin
+from django_dataflow.backends.creation import PooledCreationMixin, close_pools_on_database
 from django_dataflow.backends.mixin import PooledDatabaseWrapperMixin
 from django_dataflow.backends.sqlite3.adapter import SQLiteConnector
 
 
 class DatabaseCreation(PooledCreationMixin, DjangoCreation):
-    pass
+    def _clone_test_db(self, suffix, verbosity, keepdb=False):
+        # Django clones a file test database (the parallel runner) by copying the file.
+        # In WAL mode (DataFlowConfig's default) what migrate wrote may still be in the
+        # -wal file beside it, and a copy of the main file alone would have no tables:
+        # write it back first. The pools' idle connections are closed before, so the
+        # checkpoint can truncate the log; a database not in WAL mode is not affected.
+        source = self.connection.settings_dict["NAME"]
+        if not self.is_in_memory_db(source):
+            close_pools_on_database(source)
+            with self.connection.cursor() as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return super()._clone_test_db(suffix, verbosity, keepdb)
 
 
 class DatabaseWrapper(PooledDatabaseWrapperMixin, django_sqlite3.DatabaseWrapper):
