@@ -77,9 +77,12 @@ def _hook_decorator(signal: Any, call: Callable[[Callable, dict], None], label: 
 
             # By identity: registering one function twice runs it once, while two
             # different ones always both run (lambdas, closures of one factory and
-            # functools.partial objects share or lack a __qualname__). The receiver
-            # keeps the function alive, so its id is not reused while registered.
-            uid = (label, id(function), using)
+            # functools.partial objects share or lack a __qualname__). A bound method
+            # is a new object at each access: it is the same hook if its object and its
+            # function are. The receiver keeps them alive, so no id is reused meanwhile.
+            bound_to = getattr(function, "__self__", None)
+            target = getattr(function, "__func__", function)
+            uid = (label, id(bound_to), id(target), using)
             signal.connect(receiver, weak=False, dispatch_uid=uid)
             return function
 

@@ -10,7 +10,8 @@ runs the ORM. Two variables:
   written (reads follow them there), pins carried in by the middleware's cookie, and the
   replica chosen for each set (one replica per request gives monotonic reads).
 
-A scope starts with each request (``request_started``, or ``ReadYourWritesMiddleware``)
+A scope starts with each request (``request_started``; ``ReadYourWritesMiddleware``
+works on that one, and starts one only for a request that came without the signal)
 and each Celery task (``task_prerun``), so none of them inherits the pins of the one
 before in the same thread; a task run eagerly inside a request or another task hands
 its caller's scope back when it ends (``task_postrun``). Outside any of these a write

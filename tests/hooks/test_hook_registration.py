@@ -175,3 +175,20 @@ def test_checkout_hook_runs_on_the_first_request_after_it_is_connected():
     wrapper.close_if_unusable_or_obsolete()
     wrapper.close()
     assert events == ["checkout", "checkin"]
+
+
+def test_a_bound_method_registered_twice_runs_once_and_two_objects_both_run():
+    class Configure:
+        def __init__(self, name):
+            self.name = name
+
+        def hook(self, connection, record):
+            ran.append(self.name)
+
+    ran = []
+    first, second = Configure("first"), Configure("second")
+    on_connect(first.hook)
+    on_connect(first.hook)  # a new bound-method object, the same hook
+    on_connect(second.hook)
+    _send_connect()
+    assert ran == ["first", "second"]
