@@ -15,27 +15,11 @@ from django_dataflow import (
     on_checkout,
     on_connect,
 )
-from django_dataflow import hooks as hooks_module
 from django_dataflow.signals import (
-    pool_checkin,
-    pool_checkout,
     pool_connect,
-    pool_invalidate,
     pool_timeout,
 )
 from tests.backends.helpers import make_wrapper
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_receivers():
-    signals = (pool_connect, pool_checkout, pool_checkin, pool_invalidate, pool_timeout)
-    before = {signal: list(signal.receivers) for signal in signals}
-    handlers = list(hooks_module._error_handlers)
-    yield
-    for signal, receivers in before.items():
-        signal.receivers[:] = receivers
-        signal.sender_receivers_cache.clear()
-    hooks_module._error_handlers[:] = handlers
 
 
 def _send_connect(alias="default"):
