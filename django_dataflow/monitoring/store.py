@@ -50,6 +50,10 @@ RETIRED = "retired.json"
 # Exited instances kept apart (so one that turns out alive is not counted twice);
 # older ones are folded into a single base.
 RECENT_RETIRED = 200
+# An instance pruned only because its snapshot went stale (another pid namespace: its
+# exit cannot be checked) may be a paused container that publishes again. It is kept
+# apart, never folded, until it has been silent this long.
+UNCONFIRMED_KEPT_S = 24 * 3600.0
 
 
 class StatsDirError(OSError):
@@ -188,20 +192,25 @@ def read_snapshots(
     ``stale`` added. With ``prune``, the snapshots of dead processes are retired."""
     namespace = pid_namespace()
     now = time.time()
-    live, dead = [], []
+    live, dead, stale = [], [], []
     for path in snapshot_files(directory):
         snapshot = read_json(path)
         if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
             continue
         if is_dead(snapshot, namespace=namespace, stale_after=stale_after, now=now):
-            dead.append((path, snapshot))
+            # Same namespace: its pid was checked. Otherwise it only went silent.
+            confirmed = snapshot.get("namespace") == namespace
+            (dead if confirmed else stale).append((path, snapshot))
             continue
         snapshot["age"] = max(0.0, now - float(snapshot.get("published_at", now)))
         snapshot["stale"] = snapshot["age"] > stale_after
         live.append(snapshot)
-    if prune and dead:
+    if prune and (dead or stale):
         try:
-            retire(directory, dead)
+            if dead:
+                retire(directory, dead)
+            if stale:
+                retire(directory, stale, confirmed=False)
         except OSError as error:
             logger.warning(
                 "Could not prune snapshots of exited processes in %s: %s", directory, error
@@ -268,27 +277,59 @@ def read_retired(directory: Path) -> dict[str, Any]:
     retired = read_json(directory / RETIRED)
     if not isinstance(retired, dict) or retired.get("format") != FORMAT:
         retired = {"format": FORMAT, "base": {}, "recent": {}}
+    # instance -> when it last published, for instances retired as stale only
+    retired.setdefault("unconfirmed", {})
     return retired
 
 
-def retire(directory: Path, dead: list[tuple[Path, dict[str, Any]]]) -> None:
+def retire(
+    directory: Path, dead: list[tuple[Path, dict[str, Any]]], *, confirmed: bool = True
+) -> None:
     """Move the counters of exited processes into ``retired.json`` and delete their
-    snapshots. Safe against concurrent pruners and against being run twice."""
+    snapshots. Safe against concurrent pruners and against being run twice.
+
+    ``confirmed=False``: the processes were only silent too long (another pid
+    namespace); they may publish again, so they are never folded into the base while
+    that is still plausible (see ``UNCONFIRMED_KEPT_S``)."""
     with _locked(directory):
         retired = read_retired(directory)
         recent: dict[str, Any] = retired["recent"]
+        unconfirmed: dict[str, float] = retired["unconfirmed"]
         for _path, snapshot in dead:
             instance = str(snapshot.get("instance"))
             # Retired before (pruned as stale, then it published again): its counters
             # only ever grew, so the larger of each is its latest.
             recent[instance] = _larger_counters(recent.get(instance, {}), counters_of(snapshot))
-        while len(recent) > RECENT_RETIRED:
-            oldest = next(iter(recent))
-            add_counters(retired["base"], recent.pop(oldest))
+            if confirmed:
+                unconfirmed.pop(instance, None)
+            else:
+                unconfirmed[instance] = float(snapshot.get("published_at") or 0.0)
+        _fold_oldest(retired, now=time.time())
         write_json(directory / RETIRED, retired)
         for path, _snapshot in dead:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+def _fold_oldest(retired: dict[str, Any], *, now: float) -> None:
+    """Fold the oldest exited instances beyond ``RECENT_RETIRED`` into the base.
+
+    Folded counters can no longer be told apart, so an instance that might still be
+    alive (retired as stale, silent for less than ``UNCONFIRMED_KEPT_S``) is skipped:
+    folded, and then publishing again, it would be counted twice."""
+    recent: dict[str, Any] = retired["recent"]
+    unconfirmed: dict[str, float] = retired["unconfirmed"]
+    excess = len(recent) - RECENT_RETIRED
+    if excess <= 0:
+        return
+    foldable = [
+        instance
+        for instance in recent  # oldest first: dicts keep insertion order
+        if now - unconfirmed.get(instance, float("-inf")) > UNCONFIRMED_KEPT_S
+    ]
+    for instance in foldable[:excess]:
+        add_counters(retired["base"], recent.pop(instance))
+        unconfirmed.pop(instance, None)
 
 
 def exited_counters(directory: Path, live_instances: set[str]) -> dict[str, dict[str, Any]]:
