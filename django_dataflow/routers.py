@@ -16,6 +16,9 @@ A read goes, in this order of precedence, to:
    cookie pins the client, or inside ``atomic()`` on the primary;
 7. otherwise a replica chosen by weight — kept for the rest of the request — among the
    usable ones (``routing_health``), and the primary when none is usable.
+
+In 5 and 7, a replica with an open ``atomic()`` block comes first: the block's reads
+share its snapshot.
 """
 
 from __future__ import annotations
@@ -114,7 +117,11 @@ class DataFlowRouter:
 
 def pick_replica(dbset: DatabaseSet, scope: routing.RoutingScope | None) -> str:
     """A usable replica of ``dbset`` by weight (the scope's earlier choice while it stays
-    usable), or the primary when none is."""
+    usable), or the primary when none is. Inside an ``atomic()`` block on one of the
+    replicas, that replica: the block's reads share its snapshot."""
+    for alias in dbset.replicas:
+        if connections[alias].in_atomic_block:
+            return alias
     chosen = scope.replicas.get(dbset.primary) if scope is not None else None
     if chosen is not None and health.usable(chosen, dbset):
         return chosen

@@ -59,6 +59,17 @@ def test_reads_in_an_atomic_block_see_its_uncommitted_rows():
             assert not Article.objects.filter(title="uncommitted").exists()
 
 
+def test_reads_in_an_atomic_block_on_a_replica_stay_on_that_replica():
+    # A transaction opened on one replica (a consistent snapshot for a report) reads
+    # from it, not from whichever replica the weights pick (replica1 weighs 3 to 1).
+    with routing_scope(), transaction.atomic(using="replica2"):
+        assert {where_read(Article)[0] for _ in range(20)} == {"replica2"}
+        with use_replica():
+            assert where_read(Article)[0] == "replica2"
+        with use_primary():
+            assert where_read(Article) == ("default", False)
+
+
 def test_use_primary_reads_the_primary_without_a_write():
     with use_primary():
         assert where_read(Article) == ("default", False)
