@@ -151,6 +151,9 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         # until the first: vendors that have them fill it), closed before it goes back
         # again; see _dataflow_close_open_cursors.
         self._dataflow_open_cursors: weakref.WeakSet[Any] | None = None
+        # True between disable_constraint_checking() and enable_constraint_checking():
+        # a connection is never given back with its foreign-key checks off.
+        self._dataflow_constraints_off = False
         # The pool of the last checkout and what it was chosen for (see
         # _dataflow_unchanged_pool).
         self._dataflow_last: _LastPool | None = None
@@ -191,6 +194,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         self.closed_in_transaction = False
         self.errors_occurred = False
         self.health_check_done = True
+        self._dataflow_constraints_off = False
         self.connection = self._dataflow_checkout(pool)
         record = self._dataflow_lease.record
         try:
@@ -376,6 +380,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
             reason = None
             if self._dataflow_open_cursors is not None:
                 self._dataflow_close_open_cursors()
+            if self._dataflow_constraints_off:
+                reason = self._dataflow_enable_constraints()
         # No error translation needed: checkin swallows driver errors (a connection that
         # cannot be reset or closed cleanly is simply thrown away).
         self._dataflow_release(discard_reason=reason)
@@ -394,6 +400,32 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
                 record = self._dataflow_lease.record
                 if record is not None:
                     record.invalidate("server_cursor_left_open")
+
+    def disable_constraint_checking(self) -> bool:
+        disabled = super().disable_constraint_checking()
+        if disabled:
+            self._dataflow_constraints_off = True
+        return disabled
+
+    def enable_constraint_checking(self) -> None:
+        super().enable_constraint_checking()
+        self._dataflow_constraints_off = False
+
+    def _dataflow_enable_constraints(self) -> str | None:
+        """Turn foreign-key checks back on before the connection goes back, as its
+        session ending would with Django's own backend (``SET foreign_key_checks`` on
+        MySQL, ``PRAGMA foreign_keys`` on SQLite last for the session). The next
+        borrower must not write rows that break foreign keys unchecked. A connection
+        that cannot be fixed is discarded (the reason it returns)."""
+        try:
+            self.enable_constraint_checking()
+        except Exception:
+            logger.warning(
+                "Could not turn foreign-key checks back on for a connection of %r; discarding it.",
+                self.alias,
+            )
+            return "constraint_checks_off"
+        return None
 
     def _dataflow_release(self, discard_reason: str | None = None) -> None:
         # (A parked connection is claimed back by checkin itself, under the pool lock.)

@@ -52,6 +52,7 @@ class ParkingWrapperMixin:
             or self.errors_occurred
             or self.in_atomic_block
             or self.autocommit != self.settings_dict["AUTOCOMMIT"]
+            or self._dataflow_constraints_off
             or self._thread_sharing_count
             or pool_checkout.receivers
             or pool_checkin.receivers

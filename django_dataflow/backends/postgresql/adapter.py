@@ -24,8 +24,11 @@ class PostgreSQLConnector(DjangoConnector):
         statement_cache_size = self.options.get("statement_cache_size")
         if statement_cache_size:
             connection.prepared_max = statement_cache_size
-        # What reset restores if a borrower changed it (a client-side attribute).
+        # What reset restores if a borrower changed them: psycopg's transaction
+        # characteristics, client-side attributes sent with each BEGIN.
         self.isolation_level = connection.isolation_level
+        self.read_only = connection.read_only
+        self.deferrable = connection.deferrable
         return connection
 
     @staticmethod
@@ -53,6 +56,10 @@ class PostgreSQLConnector(DjangoConnector):
             return False  # ACTIVE (returned mid-query) or UNKNOWN (broken)
         if connection.isolation_level != self.isolation_level:
             connection.isolation_level = self.isolation_level
+        if connection.read_only != self.read_only:
+            connection.read_only = self.read_only
+        if connection.deferrable != self.deferrable:
+            connection.deferrable = self.deferrable
         return True
 
     def is_clean(self, connection: Any) -> bool:
@@ -60,6 +67,8 @@ class PostgreSQLConnector(DjangoConnector):
         return (
             connection.pgconn.transaction_status == IDLE
             and connection.isolation_level == self.isolation_level
+            and connection.read_only == self.read_only
+            and connection.deferrable == self.deferrable
         )
 
     def is_disconnect(self, error: BaseException, connection: Any) -> bool:
