@@ -122,11 +122,19 @@ class Publisher:
     def stop(self) -> None:
         """Stop publishing and retire this process's snapshot (at exit, in tests)."""
         with self.lock:
+            started = self.running
             self.stopped = True
             self.running = False
             self.wake.set()
             path, self.path = self.path, None
-        if path is None or self.pid != os.getpid():
+        if self.pid != os.getpid():
+            return
+        if path is None:
+            # Nothing published yet: the first publish (at the first request) comes
+            # before the first query. A worker recycled within its first interval
+            # would take its counters with it.
+            if started:
+                self._retire_unpublished()
             return
         snapshot = store.read_json(path)
         with contextlib.suppress(Exception):
@@ -141,6 +149,18 @@ class Publisher:
                 pass
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+    def _retire_unpublished(self) -> None:
+        try:
+            snapshot = self.build()
+            if not snapshot["pools"]:
+                return
+            directory = store.ensure_dir(conf.stats_dir())
+            snapshot["published_at"] = time.time()
+            path = store.snapshot_path(directory, self.pid, self.instance)
+            store.retire(directory, [(path, snapshot)])  # (no file to delete)
+        except Exception:
+            logger.debug("Could not retire the statistics of this process.", exc_info=True)
 
     def after_fork_in_child(self) -> None:
         self._new_identity()

@@ -129,6 +129,26 @@ class HousekeepingMixin:
         for record in idle:
             self._close_quietly(record)
 
+    def close_at_exit(self) -> None:
+        """``close()``, and also close the connections checked out by the exiting thread
+        (a script's or a command's connection, never given back) or by threads that
+        have ended. Connections of threads still running (daemon threads) are left
+        alone: closing one under a query could crash the driver."""
+        exiting = threading.current_thread()
+        with self._lock:
+            stranded = [
+                (record, record.lease)
+                for record in self._out
+                if (record.holder is exiting or (record.holder and not record.holder.is_alive()))
+                and record.lease not in self._parked
+                and record.reclaimed != record.lease
+            ]
+            for record, lease in stranded:
+                record.reclaimed = lease  # claimed, as _claim_abandoned claims
+        self.close()
+        for record, lease in stranded:
+            self.checkin(record, lease)  # a closed pool closes what comes back
+
     def forget_after_fork(self) -> list[Any]:
         """In a forked child: drop every connection without closing it (they belong to
         the parent) and return them, so the caller can keep them from being finalized."""

@@ -10,6 +10,7 @@ no finalizer touches them later.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -86,6 +87,27 @@ def close_pools(predicate: Callable[[PoolKey, ConnectionPool], bool] | None = No
     return len(chosen)
 
 
+def _close_pools_at_exit() -> None:
+    """``atexit``: close this process's connections, so that the server sees each
+    session end (libpq's Terminate, MySQL's COM_QUIT) as it does when Django's own
+    connections are finalized, instead of a dropped socket: MariaDB would log "Aborted
+    connection" and count ``Aborted_clients`` for every recycled worker, PostgreSQL
+    "unexpected EOF on client connection". Registered when this module is imported,
+    so it runs after the exit handlers of modules that use the pools (the statistics
+    publisher reads them when it retires its snapshot)."""
+    pid = process.pid
+    if pid != os.getpid():
+        return
+    with _lock:
+        keys = [key for key in _pools if key[2] == pid]
+        pools = [_pools.pop(key) for key in keys]
+    for pool in pools:
+        try:
+            pool.close_at_exit()
+        except Exception:
+            logger.debug("Closing pool %r at exit failed.", pool.name, exc_info=True)
+
+
 def _forget_pools_in_child() -> None:
     """``os.fork()`` hook, run in the child: the parent's pools are not ours."""
     global _lock
@@ -146,5 +168,6 @@ class _Housekeeper:
 _housekeeper = _Housekeeper()
 run_housekeeping = _housekeeper.run_once
 
+atexit.register(_close_pools_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pools_in_child)

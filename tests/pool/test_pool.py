@@ -390,3 +390,39 @@ def test_a_connection_killed_inside_the_bypass_window_is_still_replaced(make_poo
     second = pool.checkout()
     assert second is not first
     assert pool.get_stats()["pre_ping_failures"] == 1
+
+
+def test_close_at_exit_closes_what_the_exiting_and_ended_threads_hold_not_live_threads(
+    make_pool, connector
+):
+    # The atexit handler's close: idle connections, the exiting thread's own checkout and
+    # an ended thread's are closed; a running (daemon) thread's is left alone, since
+    # closing a connection under a query could crash the driver.
+    pool = make_pool(pool_size=4, max_overflow=0)
+    mine = pool.checkout()  # the exiting thread's
+    ended = []
+    finished = threading.Thread(target=lambda: ended.append(pool.checkout()))
+    finished.start()
+    finished.join()
+    hold, taken = threading.Event(), threading.Event()
+    running = []
+
+    def keep_one():
+        running.append(pool.checkout())
+        taken.set()
+        hold.wait(10)
+
+    daemon = threading.Thread(target=keep_one, daemon=True)
+    daemon.start()
+    assert taken.wait(5)
+    idle = pool.checkout()
+    pool.checkin(idle, idle.lease)
+
+    pool.close_at_exit()
+    assert connector.closed == 3  # the idle one, the exiting thread's, the ended thread's
+    for record in (mine, ended[0]):
+        with pytest.raises(sqlite3.ProgrammingError):
+            record.connection.execute("SELECT 1")
+    running[0].connection.execute("SELECT 1")  # still open: its thread runs
+    hold.set()
+    daemon.join(5)

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from tests.processes import harness
 from tests.reliability.counterapp.ledger import Ledger
-from tests.reliability.http_load import get
 from tests.reliability.servers import HOST, PG_PORT
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -71,43 +69,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class Server:
+class Server(harness.Server):
     """A web server child process, stopped (with its workers) on ``stop()``."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
-        self.port = port
-        self.log = log
-        self._log_file = log.open("w")
-        self.process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its workers form a group we can stop together
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            if get(self.port, "/reliability/whoami/", timeout=2).status == 200:
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"the server did not start: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)  # the group we started
-                self.process.wait()
-        self._log_file.close()
+    ready_path = "/reliability/whoami/"
 
 
 def gunicorn(worker_class: str, workers: int, threads: int = 1, preload: bool = False) -> list[str]:
