@@ -2,11 +2,13 @@
 
 PostgreSQL refuses to drop a database, or to clone it as a template, while anything is
 connected to it; SQLite's test database files are removed or copied. Idle pooled
-connections would break all three, so pools on the database are closed first.
+connections would break all three, so pools on the database are closed first. And the
+steps that change a settings entry in place bump ``settings_epoch``.
 """
 
 from __future__ import annotations
 
+from django_dataflow.backends import settings_epoch
 from django_dataflow.pool import registry
 
 
@@ -16,8 +18,34 @@ def close_pools_on_database(name: str) -> int:
 
 
 class PooledCreationMixin:
+    # Each of these changes the settings entry in place: parked connections of the old
+    # entry must not be taken back (see settings_epoch).
+    def create_test_db(self, *args, **kwargs):
+        try:
+            return super().create_test_db(*args, **kwargs)
+        finally:
+            settings_epoch.bump()
+
+    def destroy_test_db(self, *args, **kwargs):
+        try:
+            return super().destroy_test_db(*args, **kwargs)
+        finally:
+            settings_epoch.bump()
+
+    def set_as_test_mirror(self, primary_settings_dict):
+        super().set_as_test_mirror(primary_settings_dict)
+        settings_epoch.bump()
+
+    def setup_worker_connection(self, _worker_id):
+        settings_epoch.bump()
+        super().setup_worker_connection(_worker_id)
+
     def _create_test_db(self, verbosity, autoclobber, keepdb=False):
         close_pools_on_database(self._get_test_db_name())
+        # PostgreSQL copies TEST["TEMPLATE"], and refuses while anyone is connected to it.
+        template = self.connection.settings_dict.get("TEST", {}).get("TEMPLATE")
+        if template:
+            close_pools_on_database(template)
         return super()._create_test_db(verbosity, autoclobber, keepdb)
 
     def _clone_test_db(self, suffix, verbosity, keepdb=False):

@@ -39,6 +39,7 @@ from django.db.utils import DatabaseError, DatabaseErrorWrapper
 from django.utils.functional import cached_property
 
 from django_dataflow import hooks
+from django_dataflow.backends import settings_epoch
 from django_dataflow.backends.connector import DjangoConnector
 from django_dataflow.backends.parking import ParkingWrapperMixin
 from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
@@ -175,6 +176,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         if self._dataflow_parked:
             # self.connection was overwritten while parked: give the parked one back.
             self._dataflow_release()
+        self._dataflow_epoch = settings_epoch.epoch.value  # read before the settings
         pool = self._dataflow_unchanged_pool()
         if pool is None:
             # First connection, or something that shapes the connection changed.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_dataflow.backends.settings_epoch import epoch
 from django_dataflow.signals import pool_checkin, pool_checkout
 
 
@@ -36,6 +37,7 @@ class ParkingWrapperMixin:
 
     connection = _ParkedConnection()
     _dataflow_parked = False
+    _dataflow_epoch = 0  # settings_epoch's value at the last checkout
 
     def close_if_unusable_or_obsolete(self) -> None:
         # Run by close_old_connections() at the start and the end of every request. Where
@@ -81,10 +83,16 @@ class ParkingWrapperMixin:
         connection = None
         if lease.record is not None and lease.pool.unpark(lease.record, lease.token):
             connection = lease.record.connection
-            if pool_checkout.receivers or pool_checkin.receivers:
+            if (
+                pool_checkout.receivers
+                or pool_checkin.receivers
+                or self._dataflow_epoch != epoch.value
+            ):
                 # Hooks connected since it was parked promise a checkout and a checkin
-                # per request: give it back quietly (its checkout sent no signal), and
-                # let Django connect, which checks out with the signal.
+                # per request; or the settings entry may have changed since (the test
+                # database was set up: settings_epoch). Give it back quietly (its
+                # checkout sent no signal) and let Django connect, which checks out
+                # with the signal, from the pool the settings lead to now.
                 lease.pool.checkin(lease.record, lease.token)
                 connection = None
         if connection is None:
