@@ -104,9 +104,17 @@ class OpeningMixin:
                 self._total -= 1
                 self.stats.counters["connection_errors"] += 1
                 if self._waiters:
-                    waiter = self._waiters.popleft()
-                    waiter.grant = ConnectFailed(error)
-                    waiter.event.set()
+                    # A connection parked by a live thread is lent only at the limit
+                    # (see checkout), but one is better than the connect's error: the
+                    # server or the role may be out of sessions. (If the server is down,
+                    # the parked one fails its pre-ping and the waiter fails as fast.)
+                    parked = self._take_parked() if self._parked else None
+                    if parked is not None:
+                        self._lend_to_oldest_waiter(parked, time.monotonic())
+                    else:
+                        waiter = self._waiters.popleft()
+                        waiter.grant = ConnectFailed(error)
+                        waiter.event.set()
                 more = self._serve_queue()
             logger.debug("Opening a connection for %r failed: %s", self.name, error)
             return more

@@ -299,14 +299,21 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         waiter.event.wait(max(0.0, started + timeout - time.monotonic()))
         with self._lock:
             grant = waiter.grant
-            waited = time.monotonic() - started
+            now = time.monotonic()
+            waited = now - started
             self.stats.record_wait(waited)
             if grant is None:
                 # Nothing was handed over: leave the queue. (Anything handed over before
                 # we took the lock is in ``grant`` and gets used, so nothing is lost.)
                 self._waiters.remove(waiter)
-                self.stats.counters["timeouts"] += 1
-                message = self._timeout_message(waited)
+                # Below the limit a live thread's parked connection is not lent (see
+                # checkout); rather than time out, take one (a connect was too slow).
+                grant = self._take_parked() if self._parked else None
+                if grant is not None:
+                    self._lend(grant, waiter.thread, now)
+                else:
+                    self.stats.counters["timeouts"] += 1
+                    message = self._timeout_message(waited)
         if grant is None:
             logger.warning("%s", message)
             if self.events is not None:
@@ -325,8 +332,9 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         # Under the lock.
         return (
             f"Timed out after {waited:.2f}s waiting for a connection from the pool of "
-            f"database {self.name!r}: {len(self._out)} of {self.max_connections} connections "
-            f"checked out (pool_size={self.pool_size} + pool_max_overflow="
+            f"database {self.name!r}: {len(self._out) - len(self._parked)} of "
+            f"{self.max_connections} connections checked out (pool_size={self.pool_size} "
+            f"+ pool_max_overflow="
             f"{self.max_overflow}), {len(self._waiters)} other requests waiting. Raise "
             f"pool_size / pool_max_overflow, or return connections sooner."
         )
