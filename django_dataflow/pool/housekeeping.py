@@ -86,8 +86,15 @@ class HousekeepingMixin:
         now = time.monotonic()
         expired: list[tuple[ConnectionRecord, str]] = []
         with self._lock:
-            if self._closed:
-                return
+            closed = self._closed
+            if closed:
+                # Connections of threads that ended after close() are closed too.
+                abandoned = self._claim_abandoned(threading.current_thread())
+        if closed:
+            if abandoned:
+                self._return_abandoned(abandoned)
+            return
+        with self._lock:
             for record in list(self._idle):
                 if record.invalidated or (
                     record.recycle_at is not None and now >= record.recycle_at
@@ -112,10 +119,12 @@ class HousekeepingMixin:
             self.leaks.report(self, record, now)
 
     def close(self) -> None:
-        """Close idle connections now and the others as they come back; refuse new
-        checkouts."""
+        """Close idle connections, and those of threads that ended, now, and the others
+        as they come back; refuse new checkouts."""
         with self._lock:
             self._closed = True
+            # Nobody will give these back: a thread ended holding them.
+            abandoned = self._claim_abandoned(threading.current_thread())
             idle = list(self._idle)
             self._idle.clear()
             self._total -= len(idle)
@@ -128,18 +137,20 @@ class HousekeepingMixin:
                 waiter.event.set()
         for record in idle:
             self._close_quietly(record)
+        if abandoned:
+            self._return_abandoned(abandoned)  # (a closed pool closes what comes back)
 
     def close_at_exit(self) -> None:
-        """``close()``, and also close the connections checked out by the exiting thread
-        (a script's or a command's connection, never given back) or by threads that
-        have ended. Connections of threads still running (daemon threads) are left
-        alone: closing one under a query could crash the driver."""
+        """``close()``, and also close the connections the exiting thread still holds
+        (a script's or a command's connection, never given back). Connections of
+        threads still running (daemon threads) are left alone: closing one under a
+        query could crash the driver."""
         exiting = threading.current_thread()
         with self._lock:
             stranded = [
                 (record, record.lease)
                 for record in self._out
-                if (record.holder is exiting or (record.holder and not record.holder.is_alive()))
+                if record.holder is exiting
                 and record.lease not in self._parked
                 and record.reclaimed != record.lease
             ]
@@ -147,7 +158,7 @@ class HousekeepingMixin:
                 record.reclaimed = lease  # claimed, as _claim_abandoned claims
         self.close()
         for record, lease in stranded:
-            self.checkin(record, lease)  # a closed pool closes what comes back
+            self.checkin(record, lease)
 
     def forget_after_fork(self) -> list[Any]:
         """In a forked child: drop every connection without closing it (they belong to

@@ -426,3 +426,37 @@ def test_close_at_exit_closes_what_the_exiting_and_ended_threads_hold_not_live_t
     running[0].connection.execute("SELECT 1")  # still open: its thread runs
     hold.set()
     daemon.join(5)
+
+
+def test_close_closes_the_connections_of_threads_that_ended_holding_them(make_pool, connector):
+    # Found by the chaos test's author: nothing else would ever give them back, and a
+    # closed pool's housekeeping reclaimed nothing, so they stayed open for good.
+    pool = make_pool(pool_size=2, max_overflow=0)
+    ended = threading.Thread(target=pool.checkout)
+    ended.start()
+    ended.join()
+    pool.close()
+    assert (connector.opened, connector.closed) == (1, 1)
+    assert pool.get_stats()["checked_out"] == 0
+
+
+def test_a_closed_pools_housekeeping_closes_connections_of_threads_ended_since(
+    make_pool, connector
+):
+    pool = make_pool(pool_size=2, max_overflow=0)
+    taken, release = threading.Event(), threading.Event()
+
+    def hold_past_close():
+        pool.checkout()
+        taken.set()
+        release.wait(5)
+
+    thread = threading.Thread(target=hold_past_close)
+    thread.start()
+    assert taken.wait(5)
+    pool.close()
+    assert connector.closed == 0  # its thread still runs: left alone
+    release.set()
+    thread.join()
+    pool.maintain()
+    assert (connector.opened, connector.closed) == (1, 1)
