@@ -22,5 +22,7 @@ class DjangoDataflowAppConfig(AppConfig):
 
         register(checks.check_pool_settings, "dataflow")
         register(checks.check_worker_processes, "dataflow")
+        register(checks.check_ignored_pool_settings, "dataflow")
+        register(checks.check_monitoring_settings, "dataflow")
         register(checks.check_server_limits, "dataflow", Tags.database)
         publisher.install()

@@ -16,8 +16,15 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.db import DatabaseError, connections
 
-from django_dataflow.options import Problem, inspect_pool_options
-from django_dataflow.startup import pooled_entries
+from django_dataflow.options import POOL_OPTIONS, Problem, inspect_pool_options
+from django_dataflow.startup import ENGINE_OF_VENDOR, pooled_entries, pooled_vendor
+
+# Django's own ENGINEs, for the hint of a POOL left on one.
+VENDOR_OF_STOCK_ENGINE = {
+    "django.db.backends.postgresql": "postgresql",
+    "django.db.backends.mysql": "mysql",
+    "django.db.backends.sqlite3": "sqlite",
+}
 
 PROBLEM_IDS = {
     "pool_not_a_dict": "dataflow.E001",
@@ -27,10 +34,14 @@ PROBLEM_IDS = {
     "conn_max_age": "dataflow.E005",
     "prepared_statements_behind_pooler": "dataflow.E006",
     "native_pool_option": "dataflow.E008",
+    "options_not_a_dict": "dataflow.E009",
+    "pool_option_in_options": "dataflow.E010",
     "statement_cache_unused": "dataflow.W001",
     "server_side_cursors_behind_pooler": "dataflow.W002",
 }
 WORKER_SETTING_ID = "dataflow.E007"
+MONITORING_SETTING_ID = "dataflow.E011"
+IGNORED_POOL_ID = "dataflow.W005"
 RECYCLE_ID = "dataflow.W003"
 BUDGET_ID = "dataflow.W004"
 
@@ -58,6 +69,63 @@ def pool_settings_messages(databases: Mapping[str, Any]) -> list[CheckMessage]:
         inspection = inspect_pool_options(alias, vendor, settings_dict)
         messages.extend(_message(problem) for problem in inspection.problems)
     return messages
+
+
+def check_ignored_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """dataflow.W005: pool settings Django would silently ignore."""
+    return ignored_pool_settings_messages(settings.DATABASES)
+
+
+def ignored_pool_settings_messages(databases: Mapping[str, Any]) -> list[CheckMessage]:
+    messages = []
+    for alias, settings_dict in databases.items():
+        if not isinstance(settings_dict, dict):
+            continue
+        entry = f"settings.DATABASES[{alias!r}]"
+        engine = settings_dict.get("ENGINE", "")
+        vendor = pooled_vendor(engine)
+        if vendor is None:
+            if "POOL" in settings_dict:
+                stock = VENDOR_OF_STOCK_ENGINE.get(engine)
+                messages.append(
+                    Warning(
+                        f"{entry} has a POOL, but its ENGINE {engine!r} is not one of "
+                        "django-dataflow's: the POOL is ignored and nothing is pooled.",
+                        hint=f"Set ENGINE to {ENGINE_OF_VENDOR[stock]!r}."
+                        if stock
+                        else "Use a django_dataflow.backends ENGINE, or remove POOL.",
+                        id=IGNORED_POOL_ID,
+                    )
+                )
+            continue
+        for key in settings_dict:
+            lowered = str(key).lower()
+            if key != "POOL" and (lowered == "pool" or lowered in POOL_OPTIONS):
+                messages.append(
+                    Warning(
+                        f"{entry} has {key!r}, which Django ignores: pool options go in "
+                        "the entry's POOL dict.",
+                        hint="Write POOL={'pool_size': ..., ...} (upper-case POOL, "
+                        "lower-case option names).",
+                        id=IGNORED_POOL_ID,
+                    )
+                )
+    return messages
+
+
+def check_monitoring_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """dataflow.E011: the DATAFLOW_* monitoring settings (read lazily otherwise, where a
+    mistake surfaces in a signal receiver, a view or the publisher thread)."""
+    from django_dataflow.monitoring import conf
+
+    return [
+        Error(
+            problem,
+            hint="See docs/monitoring.md for the setting and its values.",
+            id=MONITORING_SETTING_ID,
+        )
+        for problem in conf.settings_problems()
+    ]
 
 
 def worker_processes() -> tuple[int, str]:

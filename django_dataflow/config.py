@@ -89,8 +89,9 @@ UNSET: Any = _Unset()
 
 def _mask(url: str) -> str:
     """``url`` with its password replaced by ***, for repr and messages."""
-    # Up to the last "@" before the path: a password may hold a raw "@" (it parses).
-    return re.sub(r"(//[^/@:]*:)[^/]*@", r"\1***@", url)
+    # Up to the last "@": a password may hold a raw "@" (it parses), or a raw "/"
+    # (refused, but the repr of what was given must not show it either).
+    return re.sub(r"(//[^/@:]*:).*@", r"\1***@", url)
 
 
 @dataclasses.dataclass(kw_only=True, repr=False)
@@ -335,6 +336,15 @@ def parse_database_url(url: str, source: str = "database_url") -> tuple[str, dic
         raise ConfigurationError(
             f"{source}: an SQLite URL has no host part. Write sqlite:///relative/path.db, "
             "sqlite:////absolute/path.db or sqlite://:memory:."
+        )
+    beyond_host = url.strip().split("://", 1)[1][len(parts.netloc) :]
+    if vendor != "sqlite" and "@" not in parts.netloc and "@" in beyond_host:
+        # A "/", "#" or "?" in the password ended the host part early, and what follows
+        # parsed (a password starting with digits reads as a port): the "@" that ends
+        # the password is left in the path. Never a database name: refuse, saying nothing.
+        raise ConfigurationError(
+            f"{source} could not be parsed: percent-encode the characters / # ? @ : in "
+            "the user name and password (e.g. / as %2F)."
         )
     ours: dict[str, Any] = {}
     rest: list[tuple[str, str]] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,6 +178,37 @@ CONNECTION_SETTINGS: dict[str, PoolOption] = {
 ALL_OPTIONS: dict[str, PoolOption] = {**POOL_OPTIONS, **CONNECTION_SETTINGS}
 
 # Where a connection setting goes in a hand-written DATABASES entry.
+# psycopg_pool's names (Django's OPTIONS["pool"]), and ours for the same thing.
+PSYCOPG_POOL_NAMES = {
+    "min_size": "pool_size",
+    "max_size": "pool_size + pool_max_overflow",
+    "timeout": "pool_timeout",
+    "max_lifetime": "pool_recycle",
+    "max_idle": "pool_overflow_idle_timeout",
+}
+# Driver connection options (they go in OPTIONS): hinted as such, never as the POOL
+# option they happen to look like (connect_timeout is not pool_timeout).
+DRIVER_OPTIONS = frozenset(
+    {
+        "connect_timeout",
+        "read_timeout",
+        "write_timeout",
+        "prepare_threshold",
+        "server_side_binding",
+        "sslmode",
+        "options",
+        "application_name",
+        "keepalives",
+        "keepalives_idle",
+        "target_session_attrs",
+        "assume_role",
+        "init_command",
+        "charset",
+        "sql_mode",
+        "ssl",
+        "transaction_mode",
+    }
+)
 CONNECTION_SETTING_HINTS = {
     "isolation_level": "set OPTIONS['isolation_level'] instead ('read committed' on MySQL, "
     "a psycopg.IsolationLevel on PostgreSQL), or build the entry with "
@@ -214,6 +246,9 @@ def normalize(option: PoolOption, value: Any) -> Any:
         # inf would overflow the waits, nan compares false with everything.
         never = " (None for never)" if option.kind == "seconds_or_none" else ""
         raise InvalidValue(f"must be a finite number{never}, not {value!r}")
+    if option.kind != "int" and value > threading.TIMEOUT_MAX:
+        # What a wait accepts (about 292 years); beyond it Event.wait() overflows.
+        raise InvalidValue(f"must be at most {threading.TIMEOUT_MAX:g} seconds, not {value!r}")
     if option.exclusive_minimum and value <= option.minimum:
         raise InvalidValue(f"must be greater than {option.minimum:g}, not {value!r}")
     if value < option.minimum:
@@ -283,6 +318,16 @@ def unknown_option_hint(key: Any) -> str:
             + (CONNECTION_SETTING_HINTS[lowered])
         )
     known = sorted(POOL_OPTIONS)
+    if lowered in PSYCOPG_POOL_NAMES:
+        return (
+            f"{key!r} is psycopg_pool's name (Django's own OPTIONS['pool']); this pool "
+            f"calls it {PSYCOPG_POOL_NAMES[lowered]}."
+        )
+    if lowered in DRIVER_OPTIONS:
+        return (
+            f"{key!r} is a driver option, not a pool option: set OPTIONS[{key!r}] "
+            "instead (it is passed to the driver with every connect)."
+        )
     close = difflib.get_close_matches(lowered, known, n=1)
     nearest = f"Did you mean {close[0]!r}? " if close else ""
     return f"{nearest}Valid options: {', '.join(known)}."
@@ -408,9 +453,32 @@ def _conflicts(
                 "POOL['pool_size'] instead.",
             )
         )
+    driver_options = settings_dict.get("OPTIONS")
+    if driver_options is None:
+        driver_options = {}
+    if not isinstance(driver_options, dict):
+        problems.append(
+            Problem(
+                "options_not_a_dict",
+                f"{entry}['OPTIONS'] must be a dict of driver options, not "
+                f"{type(driver_options).__name__}.",
+                "Write it as a dict, e.g. {'sslmode': 'require'} (a URL's query "
+                "parameters become this dict).",
+            )
+        )
+        return problems
+    for key in driver_options:
+        if key in POOL_OPTIONS:
+            problems.append(
+                Problem(
+                    "pool_option_in_options",
+                    f"{entry}['OPTIONS'] has {key!r}, a pool option: OPTIONS goes to the "
+                    "driver, which refuses it.",
+                    f"Move {key!r} from OPTIONS to the entry's POOL.",
+                )
+            )
     if vendor != "postgresql":
         return problems
-    driver_options = settings_dict.get("OPTIONS") or {}
     if driver_options.get("pool"):
         problems.append(
             Problem(

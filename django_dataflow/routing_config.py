@@ -20,6 +20,7 @@ on ``setting_changed``, so ``override_settings`` works in tests.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -133,7 +134,13 @@ class RoutingConfig:
 
 
 def _is_seconds(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    # Finite: an infinite weight or pin would crash every routed read or written request.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def _parse_replicas(primary: str, value: Any, problems: list[Problem]) -> list[tuple[str, float]]:
@@ -161,7 +168,8 @@ def _parse_replicas(primary: str, value: Any, problems: list[Problem]) -> list[t
             problems.append(
                 Problem(
                     "E105",
-                    f"{where}[{alias!r}] has the weight {weight!r}; a weight is a number >= 0.",
+                    f"{where}[{alias!r}] has the weight {weight!r}; a weight is a finite "
+                    "number >= 0.",
                     hint="A replica with weight 0 only takes reads when the others are down.",
                 )
             )

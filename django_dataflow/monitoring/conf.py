@@ -7,6 +7,7 @@ receivers. A wrong value raises ImproperlyConfigured naming the setting.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import sys
@@ -31,9 +32,15 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"usage": 0.8, "wait_queue": 5, "wait_tim
 
 
 def _number(name: str, value: Any, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+    # inf would stop the publisher's wait for ever; nan compares false with everything.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < minimum
+    ):
         raise ImproperlyConfigured(
-            f"settings.{name} must be a number >= {minimum:g}, not {value!r}."
+            f"settings.{name} must be a finite number >= {minimum:g}, not {value!r}."
         )
     return float(value)
 
@@ -95,7 +102,9 @@ def stats_dir() -> Path:
 def check_thresholds(**overrides: float | None) -> dict[str, float]:
     """The health thresholds: defaults, then ``settings.DATAFLOW_CHECK_THRESHOLDS``, then
     ``overrides`` that are not None (command-line options)."""
-    configured = getattr(settings, CHECK_THRESHOLDS, None) or {}
+    configured = getattr(settings, CHECK_THRESHOLDS, None)
+    if configured is None:
+        configured = {}
     if not isinstance(configured, dict):
         raise ImproperlyConfigured(
             f"settings.{CHECK_THRESHOLDS} must be a dict, not {configured!r}."
@@ -116,8 +125,32 @@ def metrics_token() -> str | None:
     """A bearer token that may read the stats views without a staff login (or None)."""
     token = getattr(settings, METRICS_TOKEN, None) or None
     if token is not None and not isinstance(token, str):
-        raise ImproperlyConfigured(f"settings.{METRICS_TOKEN} must be a string, not {token!r}.")
+        # The type only: the value is a secret, and this error is logged with each request.
+        raise ImproperlyConfigured(
+            f"settings.{METRICS_TOKEN} must be a string, not {type(token).__name__}."
+        )
     return token
+
+
+def settings_problems() -> list[str]:
+    """What is wrong with the monitoring settings, each message naming its setting (for
+    the system check: otherwise each is raised only where it is first read, in a signal
+    receiver, a view or the publisher thread)."""
+    readers = (
+        publish_enabled,
+        publish_interval,
+        stats_dir,
+        check_thresholds,
+        metrics_token,
+        application_name_prefix,
+    )
+    problems = []
+    for read in readers:
+        try:
+            read()
+        except ImproperlyConfigured as error:
+            problems.append(str(error))
+    return problems
 
 
 def application_name_prefix() -> str | None:

@@ -111,10 +111,12 @@ class Publisher:
         with self.lock:
             if self.thread is not None or self.stopped:
                 return
+            # Read first: a bad value raises each time, not once and then never again.
+            enabled = conf.publish_enabled()
             self.thread = threading.Thread(
                 target=self._run, name="django-dataflow-stats-publisher", daemon=True
             )
-            if not conf.publish_enabled():
+            if not enabled:
                 return  # self.thread stays set (never started): the check stays cheap
             self.running = True
             self.thread.start()

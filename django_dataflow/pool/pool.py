@@ -296,7 +296,15 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         waiter.event.set()
 
     def _wait_for_grant(self, waiter: Waiter, started: float, timeout: float) -> Any:
-        waiter.event.wait(max(0.0, started + timeout - time.monotonic()))
+        remaining = min(max(0.0, started + timeout - time.monotonic()), threading.TIMEOUT_MAX)
+        try:
+            waiter.event.wait(remaining)
+        except BaseException:
+            # Interrupted (KeyboardInterrupt, an async exception): leave the queue, and
+            # give back whatever was handed over meanwhile, or the next connection
+            # returned would go to a waiter that is gone, and be lost for good.
+            self._abandon_wait(waiter)
+            raise
         with self._lock:
             grant = waiter.grant
             now = time.monotonic()
@@ -327,6 +335,17 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         if isinstance(grant, ConnectFailed):
             raise grant.error
         return grant
+
+    def _abandon_wait(self, waiter: Waiter) -> None:
+        with self._lock:
+            grant = waiter.grant
+            if grant is None:
+                self._waiters.remove(waiter)
+            elif grant is MAY_CONNECT:
+                self._total -= 1  # the slot it was to connect with
+                waiter.grant = None
+        if isinstance(grant, ConnectionRecord):
+            self.checkin(grant, grant.lease)
 
     def _timeout_message(self, waited: float) -> str:
         # Under the lock.

@@ -290,6 +290,8 @@ def test_every_check_id_is_documented_with_a_fix():
         checks.WORKER_SETTING_ID,
         checks.RECYCLE_ID,
         checks.BUDGET_ID,
+        checks.MONITORING_SETTING_ID,
+        checks.IGNORED_POOL_ID,
     }
     documented = set(re.findall(r"^## (dataflow\.[EW]\d{3}) ", text, flags=re.MULTILINE))
     assert documented == used
