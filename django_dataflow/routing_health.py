@@ -30,6 +30,7 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.db import DatabaseError, connections
 
 from django_dataflow.backends.connector import socket_has_news
+from django_dataflow.errors import PoolTimeout
 from django_dataflow.routing_config import DatabaseSet
 
 logger = logging.getLogger("django_dataflow.routing")
@@ -178,7 +179,13 @@ class ReplicaHealth:
             if wrapper.connection is None:
                 try:
                     wrapper.ensure_connection()
-                except DatabaseError as error:  # refused, timed out, pool exhausted
+                except PoolTimeout:
+                    # Reachable but busy (its pool is exhausted): skip it for this read
+                    # only. Marked down, every read would go to the primary for the
+                    # whole cool-down, after one burst of contention.
+                    logger.debug("Replica %r's pool is exhausted; reading elsewhere.", alias)
+                    return False
+                except DatabaseError as error:  # refused, timed out
                     self.mark_down(alias, dbset.cooldown, error)
                     return False
                 except AssertionError as error:

@@ -72,6 +72,20 @@ class OpeningMixin:
             self._hand_parked_to_waiters(beyond=self._opening)
         return started
 
+    def _fail_waiters(self: Any, failure: Any) -> None:
+        """Under the lock: a connect failed. The oldest waiter gets its error at once.
+        With nothing open (nothing can come back), so does every waiting request: the
+        next attempt would most likely fail the same way, and against a server that
+        does not answer (a partition) each attempt takes ``connect_timeout``, so they
+        would fail one after another, the last after ``pool_timeout``."""
+        everyone = self._total == self._opening
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.grant = failure
+            waiter.event.set()
+            if not everyone:
+                return
+
     def _start_openers(self: Any, count: int) -> None:
         # Outside the lock: one thread per reserved slot.
         for _ in range(count):
@@ -112,9 +126,7 @@ class OpeningMixin:
                     if parked is not None:
                         self._lend_to_oldest_waiter(parked, time.monotonic())
                     else:
-                        waiter = self._waiters.popleft()
-                        waiter.grant = ConnectFailed(error)
-                        waiter.event.set()
+                        self._fail_waiters(ConnectFailed(error))
                 more = self._serve_queue()
             logger.debug("Opening a connection for %r failed: %s", self.name, error)
             return more

@@ -22,6 +22,7 @@ class SQLiteFileConnector:
         self.closed = 0
         self.pings = 0
         self.fail_next_connect: Exception | None = None
+        self.fail_always: Exception | None = None  # every connect fails with it
         # Connections whose server "died": still open locally, but their ping fails.
         self.dead: set[int] = set()
         self.connect_gate: threading.Event | None = None  # connect waits on it if set
@@ -42,6 +43,7 @@ class SQLiteFileConnector:
             self.connecting_at_start.append(self.connecting)
             self.connecting_threads.append(threading.current_thread())
             error, self.fail_next_connect = self.fail_next_connect, None
+            error = error or self.fail_always
         try:
             if self.connect_gate is not None:
                 self.connect_gate.wait()

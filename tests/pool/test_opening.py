@@ -192,3 +192,83 @@ def test_a_slot_freed_by_a_discard_is_opened_for_the_queue_in_the_background(mak
     wait_until(lambda: pool.get_stats()["idle_connections"] == 1)
     assert pool.get_stats()["idle_connections"] == 1
     assert pool.get_stats()["total"] == 2
+
+
+class StalledServer:
+    """connect() waits for ``answer``, then fails (with ``recovers``, only the connects
+    already waiting: later ones succeed): a server that does not answer until a
+    connect timeout, in miniature."""
+
+    def __init__(self, connector, recovers: bool = False) -> None:
+        self.answer = threading.Event()
+        self.recovers = recovers
+        self.original = connector.connect
+        connector.connect = self.connect
+
+    def connect(self):
+        if self.recovers and self.answer.is_set():
+            return self.original()
+        self.answer.wait(10)
+        raise sqlite3.OperationalError("connect timed out")
+
+
+def queued_checkouts(pool, count: int, queued: int | None = None):
+    """``count`` threads check out; returns (their outcomes, the threads) once
+    ``queued`` of them (all by default) wait in the queue."""
+    outcomes = []
+
+    def borrow():
+        try:
+            outcomes.append(pool.checkout())
+        except Exception as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=borrow) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: pool.get_stats()["wait_queue"] == (count if queued is None else queued))
+    return outcomes, threads
+
+
+def test_with_nothing_open_a_failed_connect_fails_every_waiter_at_once(make_pool, connector):
+    # Found by a review: against a replica that does not answer, each connect took the
+    # connect timeout and failed one waiter; the others waited behind one attempt after
+    # another (two at a time), the last for its whole pool_timeout, although nothing
+    # could come back. Here every connect fails after 0.5 s.
+    pool = make_pool(pool_size=8, max_overflow=0, timeout=10)
+    first = pool.checkout()  # something opened, then discarded: the pool is empty again
+    pool.checkin(first, first.lease, discard_reason="manual")
+    connector.fail_always = sqlite3.OperationalError("connect timed out")
+    connector.connect_seconds = 0.5
+    started = time.monotonic()
+    # (The first connects in its own thread: nothing is open or opening for it.)
+    outcomes, threads = queued_checkouts(pool, 6, queued=5)
+    for thread in threads:
+        thread.join(5)
+    assert len(outcomes) == 6
+    assert all(isinstance(outcome, sqlite3.OperationalError) for outcome in outcomes)
+    # All at the first failures, not one after another (which took 1.5 s and more).
+    assert time.monotonic() - started < 1.2
+    assert pool.get_stats()["wait_queue"] == 0
+
+
+def test_with_a_connection_out_a_failed_connect_fails_only_the_oldest_waiter(make_pool, connector):
+    # Something open may come back: the others keep waiting for it.
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=10)
+    held = pool.checkout()
+    server = StalledServer(connector, recovers=True)
+    outcomes, threads = queued_checkouts(pool, 3)
+    server.answer.set()  # the stalled connect fails; the next ones succeed
+    wait_until(lambda: len(outcomes) >= 2)
+    time.sleep(0.1)
+    # The oldest got the error; the next connect (fine now) served the next one.
+    assert len(outcomes) == 2
+    assert sum(isinstance(outcome, sqlite3.OperationalError) for outcome in outcomes) == 1
+    pool.checkin(held, held.lease)  # serves the last
+    for thread in threads:
+        thread.join(5)
+    assert len(outcomes) == 3
+    records = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
+    assert len(records) == 2
+    for record in records:
+        pool.checkin(record, record.lease)
