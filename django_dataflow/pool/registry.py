@@ -119,6 +119,10 @@ def _forget_pools_in_child() -> None:
     _housekeeper.after_fork()
 
 
+# The housekeeper never runs more often than this, whatever a leak interval says.
+MIN_INTERVAL = 0.01
+
+
 class _Housekeeper:
     """One daemon thread per process that calls ``maintain()`` on every live pool.
 
@@ -134,6 +138,8 @@ class _Housekeeper:
 
     def watch(self, pool: ConnectionPool) -> None:
         self._pools.add(pool)
+        if pool.leaks.threshold and pool.leaks.check_interval < self.interval:
+            self._wake.set()  # a round now, then waits as short as its leak checks
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(
                 target=self._run, name="django-dataflow-housekeeper", daemon=True
@@ -143,9 +149,18 @@ class _Housekeeper:
     def pools(self) -> Iterable[ConnectionPool]:
         return list(self._pools)
 
+    def _next_wait(self) -> float:
+        """Seconds until the next round: ``interval``, or sooner for a pool whose leak
+        check is due more often (``pool_leak_check_interval`` below one second)."""
+        wait = self.interval
+        for pool in self.pools():
+            if pool.leaks.threshold:
+                wait = min(wait, pool.leaks.check_interval)
+        return max(wait, MIN_INTERVAL)
+
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.interval)
+            self._wake.wait(self._next_wait())
             self._wake.clear()
             for pool in self.pools():
                 try:

@@ -80,3 +80,53 @@ def test_an_unknown_leak_action_is_refused(connector):
 
     with pytest.raises(ValueError, match="leak_action"):
         ConnectionPool(connector, leak_action="shout")
+
+
+class LeakEvents:
+    """The pool's event listener, keeping when each leak was reported."""
+
+    def __init__(self) -> None:
+        self.leaks: list[float] = []
+
+    def invalidated(self, pool, record, reason):
+        pass
+
+    def timed_out(self, pool, waited, message):
+        pass
+
+    def leaked(self, pool, record):
+        self.leaks.append(time.monotonic())
+
+
+def test_the_housekeeper_honours_a_leak_check_interval_below_one_second(connector):
+    # Found by a review of the docs ("how often the housekeeper looks for leaks"): the
+    # housekeeper woke once a second whatever the interval, so a leak was reported
+    # about 1 s after its checkout here, not about 0.15 s.
+    from django_dataflow.pool import ConnectionPool, registry
+
+    events = LeakEvents()
+    threshold, interval = 0.1, 0.05
+    pool = registry.get_or_create_pool(
+        "leak-interval",
+        ("leak-interval", str(connector.path)),
+        lambda: ConnectionPool(
+            connector,
+            name="leak-interval",
+            pool_size=1,
+            max_overflow=0,
+            pre_ping=False,
+            leak_threshold=threshold,
+            leak_check_interval=interval,
+            events=events,
+        ),
+    )
+    try:
+        record = pool.checkout()
+        checked_out_at = time.monotonic()
+        while not events.leaks and time.monotonic() < checked_out_at + 3:
+            time.sleep(0.01)
+        assert events.leaks, "the leak was never reported"
+        assert events.leaks[0] - checked_out_at < 0.7
+        pool.checkin(record, record.lease)
+    finally:
+        pool.close()
