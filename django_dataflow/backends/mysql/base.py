@@ -6,8 +6,12 @@ through the pool (see ``django_dataflow.backends.mixin``).
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 from django.db.backends.mysql import base as django_mysql
 from django.db.backends.mysql.creation import DatabaseCreation as DjangoCreation
+from MySQLdb.cursors import CursorUseResultMixIn
 
 from django_dataflow.backends.creation import PooledCreationMixin
 from django_dataflow.backends.mixin import PooledDatabaseWrapperMixin
@@ -21,3 +25,17 @@ class DatabaseCreation(PooledCreationMixin, DjangoCreation):
 class DatabaseWrapper(PooledDatabaseWrapperMixin, django_mysql.DatabaseWrapper):
     connector_class = MySQLConnector
     creation_class = DatabaseCreation
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        cursor = super().create_cursor(name)
+        if isinstance(cursor.cursor, CursorUseResultMixIn):
+            # An unbuffered cursor (OPTIONS["cursorclass"] = SSCursor) streams its rows:
+            # rows left unread are still on the connection, and the next borrower's
+            # first query would fail with "Commands out of sync" (the server status
+            # flags the pool reads come from the previous reply and cannot tell). It is
+            # closed, which reads and drops them, before the connection goes back (see
+            # _dataflow_close_open_cursors).
+            if self._dataflow_open_cursors is None:
+                self._dataflow_open_cursors = weakref.WeakSet()
+            self._dataflow_open_cursors.add(cursor)
+        return cursor
