@@ -38,7 +38,9 @@ class PooledConnection:
 def pooled_connection(using: str = DEFAULT_DB_ALIAS) -> Iterator[PooledConnection]:
     """Check out a connection for ``using`` and give it back when the block ends."""
     wrapper = connections[using]
-    if wrapper.connection is not None:
+    # Read from the instance: reading the attribute would take a parked connection
+    # back, and the thread, holding nothing really, would then need a second one.
+    if wrapper.__dict__.get("connection") is not None:
         wrapper = wrapper.copy()  # the thread's own connection stays as it is
     try:
         wrapper.ensure_connection()

@@ -57,17 +57,22 @@ NO_DB_ALIAS = "__no_db__"  # Django's alias for its maintenance connections
 class Lease:
     """What a wrapper holds while it has a pooled connection checked out."""
 
-    __slots__ = ("pool", "record", "token")
+    __slots__ = ("hooked", "pool", "record", "token")
 
     def __init__(self) -> None:
         self.pool: ConnectionPool | None = None
         self.record: Any = None
         self.token = 0
+        # Checkout and checkin hooks were connected at the checkout: the checkin signal
+        # is sent only then, so that receivers see pairs (one connected mid-request
+        # gets no checkin for a checkout it never saw).
+        self.hooked = False
 
     def clear(self) -> None:
         self.pool = None
         self.record = None
         self.token = 0
+        self.hooked = False
 
 
 def _return_lease_of_collected_wrapper(lease: Lease) -> None:
@@ -214,6 +219,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
             self._dataflow_release(discard_reason="setup_failed")
             self.connection = None
             raise
+        self._dataflow_lease.hooked = bool(pool_checkout.receivers or pool_checkin.receivers)
         if pool_checkout.receivers:
             try:
                 self._dataflow_send(pool_checkout, record, connection_proxy=self)
@@ -430,14 +436,19 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         return None
 
     def _dataflow_release(self, discard_reason: str | None = None) -> None:
-        # (A parked connection is claimed back by checkin itself, under the pool lock.)
-        self._dataflow_parked = False
+        parked, self._dataflow_parked = self._dataflow_parked, False
         lease = self._dataflow_lease
-        pool, record, token = lease.pool, lease.record, lease.token
+        pool, record, token, hooked = lease.pool, lease.record, lease.token, lease.hooked
         lease.clear()
         if pool is None or pool.pid != registry.process.pid:
             return  # inherited from the parent process: neither ours to return nor to close
-        if discard_reason is None and pool_checkin.receivers:
+        if parked:
+            # Another thread may have taken it meanwhile: claimed first, and given back
+            # quietly (a parked connection's checkout sent no signal: hooks prevent
+            # parking), never signalled or reset while someone else holds it.
+            pool.give_back_parked(record, token)
+            return
+        if discard_reason is None and hooked and pool_checkin.receivers:
             try:
                 self._dataflow_send(pool_checkin, record)
             except Exception:

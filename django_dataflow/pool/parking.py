@@ -87,6 +87,15 @@ class ParkingMixin:
         self.checkin(record, lease)
         return False
 
+    def give_back_parked(self: Any, record: Any, lease: int) -> None:
+        """The holder gives its parked connection back for good (its wrapper closes).
+        Claimed first, as ``unpark`` claims: if another borrower took it meanwhile,
+        there is nothing of the holder's left to give back."""
+        if self._parked.pop(lease, None) is not record:
+            return
+        record.parks -= 1  # the checkin below counts instead
+        self.checkin(record, lease)
+
     # -- under the lock ------------------------------------------------------------------
 
     def _take_parked(self: Any) -> Any:

@@ -223,13 +223,17 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         """
         if record.lease != lease:
             return
-        if lease in self._parked:
-            # Checked in while parked (its wrapper was garbage-collected, say): claim it
-            # first, under the lock, so no other borrower is taking it meanwhile.
+        if self.thread_affinity:
+            # It may be parked (checked in by lease: its wrapper was garbage-collected,
+            # say). Claim it under the lock, where a borrower's take and lend happen
+            # together: looked at without it, another thread could take and lend it
+            # between two looks, and this checkin would reset (ROLLBACK) that thread's
+            # work. (Not the hot path: a parked connection is taken back by unpark.)
             with self._lock:
-                if self._parked.pop(lease, None) is not record:
-                    return
-                record.parks -= 1  # this checkin counts instead of the park
+                if record.lease != lease:
+                    return  # taken and lent meanwhile
+                if self._parked.pop(lease, None) is record:
+                    record.parks -= 1  # this checkin counts instead of the park
         now = time.monotonic()
         reason = discard_reason or record.invalidated
         if reason is None:
