@@ -17,19 +17,9 @@ from tests.backends.helpers import (
     make_wrapper,
     session_alive,
 )
+from tests.glue.common import request
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def request(wrapper, sql: str = "SELECT 1"):
-    """The database work of one request, as the request signals frame it."""
-    wrapper.close_if_unusable_or_obsolete()  # request_started
-    try:
-        with wrapper.cursor() as cursor:
-            cursor.execute(sql)
-            return cursor.fetchone()
-    finally:
-        wrapper.close_if_unusable_or_obsolete()  # request_finished
 
 
 def in_thread(func):
