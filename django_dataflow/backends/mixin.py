@@ -457,7 +457,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
                     self.alias,
                 )
                 discard_reason = "hook_failed"
-        pool.checkin(record, token, discard_reason=discard_reason)
+        pool.checkin(record, token, discard_reason=discard_reason, in_hand=True)
 
     # -- errors --------------------------------------------------------------------------
 

@@ -93,7 +93,7 @@ class ParkingWrapperMixin:
                 # database was set up: settings_epoch). Give it back quietly (its
                 # checkout sent no signal) and let Django connect, which checks out
                 # with the signal, from the pool the settings lead to now.
-                lease.pool.checkin(lease.record, lease.token)
+                lease.pool.checkin(lease.record, lease.token, in_hand=True)
                 connection = None
         if connection is None:
             lease.clear()

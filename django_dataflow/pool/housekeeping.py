@@ -52,7 +52,7 @@ class HousekeepingMixin:
             )
             with self._lock:
                 self.stats.counters["reclaimed_from_dead_threads"] += 1
-            self.checkin(record, lease)
+            self.checkin(record, lease, in_hand=True)
 
     def return_later(self, record: ConnectionRecord, lease: int) -> None:
         """Queue a checkout for return by the housekeeper.
@@ -158,7 +158,7 @@ class HousekeepingMixin:
                 record.reclaimed = lease  # claimed, as _claim_abandoned claims
         self.close()
         for record, lease in stranded:
-            self.checkin(record, lease)
+            self.checkin(record, lease, in_hand=True)
 
     def forget_after_fork(self) -> list[Any]:
         """In a forked child: drop every connection without closing it (they belong to

@@ -84,7 +84,7 @@ class ParkingMixin:
             record.last_checkout_at = now
             return True
         record.parks -= 1  # the checkin below counts instead
-        self.checkin(record, lease)
+        self.checkin(record, lease, in_hand=True)
         return False
 
     def give_back_parked(self: Any, record: Any, lease: int) -> None:
@@ -94,7 +94,7 @@ class ParkingMixin:
         if self._parked.pop(lease, None) is not record:
             return
         record.parks -= 1  # the checkin below counts instead
-        self.checkin(record, lease)
+        self.checkin(record, lease, in_hand=True)
 
     # -- under the lock ------------------------------------------------------------------
 

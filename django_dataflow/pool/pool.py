@@ -212,23 +212,29 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         return record
 
     def checkin(
-        self, record: ConnectionRecord, lease: int, *, discard_reason: str | None = None
+        self,
+        record: ConnectionRecord,
+        lease: int,
+        *,
+        discard_reason: str | None = None,
+        in_hand: bool = False,
     ) -> None:
         """Take a connection back from the borrower holding checkout ``lease``.
 
         A stale lease (already returned, or reclaimed from a dead thread) is ignored. The
         connection is reset, then handed to the oldest waiter or kept idle; it is closed
         instead when ``discard_reason`` is given, it was invalidated, it expired, or the
-        reset failed.
+        reset failed. ``in_hand``: the caller holds the connection, certainly not parked
+        (the borrower itself, or a claim made under the lock): no claim needed.
         """
         if record.lease != lease:
             return
-        if self.thread_affinity:
+        if self.thread_affinity and not in_hand:
             # It may be parked (checked in by lease: its wrapper was garbage-collected,
             # say). Claim it under the lock, where a borrower's take and lend happen
             # together: looked at without it, another thread could take and lend it
             # between two looks, and this checkin would reset (ROLLBACK) that thread's
-            # work. (Not the hot path: a parked connection is taken back by unpark.)
+            # work. (Only for a return by lease: the borrowers' own returns are in hand.)
             with self._lock:
                 if record.lease != lease:
                     return  # taken and lent meanwhile
@@ -349,7 +355,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                 self._total -= 1  # the slot it was to connect with
                 waiter.grant = None
         if isinstance(grant, ConnectionRecord):
-            self.checkin(grant, grant.lease)
+            self.checkin(grant, grant.lease, in_hand=True)
 
     def _timeout_message(self, waited: float) -> str:
         # Under the lock.
