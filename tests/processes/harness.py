@@ -51,7 +51,7 @@ def environment(vendor: str, database: str, stats_dir: Path, **extra: str) -> di
         k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PROCS_", "DATAFLOW_"))
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="tests.processes.site.settings",
+        DJANGO_SETTINGS_MODULE="tests.processes.webproject.settings",
         PROCS_VENDOR=vendor,
         PROCS_DB=database,
         DATAFLOW_STATS_DIR=str(stats_dir),
@@ -142,7 +142,7 @@ def gunicorn(port: int, *extra: str, worker_class: str = "sync", workers: int = 
         PY,
         "-m",
         "gunicorn",
-        "tests.processes.site.wsgi:application",
+        "tests.processes.webproject.wsgi:application",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
@@ -162,7 +162,7 @@ def uvicorn(port: int, workers: int = 2, log_level: str = "warning") -> list[str
         PY,
         "-m",
         "uvicorn",
-        "tests.processes.site.asgi:application",
+        "tests.processes.webproject.asgi:application",
         "--port",
         str(port),
         "--host",

@@ -171,7 +171,9 @@ def test_runserver_autoreload_restart_and_ctrl_c_close_the_pooled_sessions(
         sessions.add(body["session"])
         pids.add(body["pid"])
     time.sleep(1.6)
-    (Path(__file__).parent / "site" / "urls.py").touch()  # the autoreloader restarts the child
+    (
+        Path(__file__).parent / "webproject" / "urls.py"
+    ).touch()  # the autoreloader restarts the child
     deadline = time.monotonic() + 30
     while True:
         status, body = harness.get(port, "/q/", timeout=2)
