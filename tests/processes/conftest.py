@@ -27,28 +27,14 @@ def server_vendor(vendor: str) -> str:
 @pytest.fixture
 def database(vendor: str, tmp_path):
     name = f"procs_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    if vendor == "postgresql":
-        import psycopg
-
-        with psycopg.connect(
-            host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
-        ) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
+    if vendor in ("postgresql", "mysql"):
+        quoted = f'"{name}"' if vendor == "postgresql" else f"`{name}`"
+        with harness.admin_connection(vendor) as cursor:
+            cursor.execute(f"CREATE DATABASE {quoted}")
         yield name
-        with psycopg.connect(
-            host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
-        ) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    elif vendor == "mysql":
-        import MySQLdb
-
-        c = MySQLdb.connect(host="127.0.0.1", user="root")
-        c.cursor().execute(f"CREATE DATABASE `{name}`")
-        c.close()
-        yield name
-        c = MySQLdb.connect(host="127.0.0.1", user="root")
-        c.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-        c.close()
+        with harness.admin_connection(vendor) as cursor:
+            force = " WITH (FORCE)" if vendor == "postgresql" else ""
+            cursor.execute(f"DROP DATABASE IF EXISTS {quoted}{force}")
     else:
         yield str(tmp_path / f"{name}.sqlite3")
 

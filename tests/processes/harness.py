@@ -51,6 +51,11 @@ def environment(vendor: str, database: str, stats_dir: Path, **extra: str) -> di
         k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PROCS_", "DATAFLOW_"))
     }
     env.update(
+        {f"PROCS_SERVER_{key}": str(value) for key, value in server_entry(vendor).items()}
+        if vendor in ("postgresql", "mysql")
+        else {}
+    )
+    env.update(
         DJANGO_SETTINGS_MODULE="tests.processes.webproject.settings",
         PROCS_VENDOR=vendor,
         PROCS_DB=database,
@@ -215,25 +220,56 @@ class ServerLog:
         return found
 
 
+def server_entry(vendor: str) -> dict[str, Any]:
+    """Host, port and credentials of the test server of ``vendor``: the suite's own
+    (tests/settings/base.py: the environment, with the local defaults)."""
+    from tests.settings.base import mysql_settings, postgresql_settings
+
+    entry = postgresql_settings() if vendor == "postgresql" else mysql_settings()
+    return {key: entry[key] for key in ("HOST", "PORT", "USER", "PASSWORD")}
+
+
+@contextlib.contextmanager
+def admin_connection(vendor: str):
+    """An autocommit connection to the server of ``vendor`` (not to a test database)."""
+    entry = server_entry(vendor)
+    if vendor == "postgresql":
+        import psycopg
+
+        connection = psycopg.connect(
+            host=entry["HOST"],
+            port=entry["PORT"],
+            user=entry["USER"],
+            password=entry["PASSWORD"] or None,
+            dbname="postgres",
+            autocommit=True,
+        )
+    else:
+        import MySQLdb
+
+        connection = MySQLdb.connect(
+            host=entry["HOST"],
+            port=int(entry["PORT"]),
+            user=entry["USER"],
+            password=entry["PASSWORD"],
+        )
+        connection.autocommit(True)
+    try:
+        yield connection.cursor()
+    finally:
+        connection.close()
+
+
 def live_sessions(vendor: str, sessions: set[int]) -> set[int]:
     """Which of ``sessions`` the server still has."""
     if not sessions:
         return set()
-    if vendor == "postgresql":
-        import psycopg
-
-        with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres") as c:
-            rows = c.execute("SELECT pid FROM pg_stat_activity").fetchall()
-    else:
-        import MySQLdb
-
-        c = MySQLdb.connect(host="127.0.0.1", user="root")
-        try:
-            cur = c.cursor()
-            cur.execute("SELECT ID FROM information_schema.PROCESSLIST")
-            rows = cur.fetchall()
-        finally:
-            c.close()
+    with admin_connection(vendor) as cursor:
+        if vendor == "postgresql":
+            cursor.execute("SELECT pid FROM pg_stat_activity")
+        else:
+            cursor.execute("SELECT ID FROM information_schema.PROCESSLIST")
+        rows = cursor.fetchall()
     return {row[0] for row in rows} & sessions
 
 

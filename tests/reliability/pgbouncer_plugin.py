@@ -54,6 +54,16 @@ NOT_APPLICABLE = {
     "tests/backends/test_thread_affinity.py::test_closing_the_pool_closes_a_parked_connection": (
         SESSION_IDENTITY
     ),
+    "tests/glue/test_glue_chaos.py::test_glue_chaos[1]": SESSION_IDENTITY,
+    "tests/glue/test_glue_chaos.py::test_glue_chaos[2]": SESSION_IDENTITY,
+    "tests/glue/test_glue_chaos.py::test_glue_chaos[3]": SESSION_IDENTITY,
+    "tests/glue/test_lifecycle_corners.py::"
+    "test_fork_while_another_thread_has_a_parked_connection": FORK,
+    "tests/backends/test_parked_fallback.py::"
+    "test_a_failed_connect_below_the_limit_falls_back_to_a_parked_connection": (
+        "creates a server role limited to one session and logs in as it; behind PgBouncer "
+        "the role is not in PgBouncer's auth file, and the sessions are PgBouncer's"
+    ),
     "tests/backends/test_lifecycle.py::"
     "test_statement_cache_size_sizes_psycopgs_prepared_statement_cache": (
         "sets statement_cache_size, which behind_transaction_pooler refuses (dataflow.E006)"

@@ -1,5 +1,9 @@
 """Run a probe in a subprocess with probe_settings.py, on a scratch database.
 
+The probe's settings and the scratch databases both come from tests/settings/base.py
+(the environment, with the local defaults), not from the running test's own settings:
+the probe is a project of its own, also when the suite runs behind PgBouncer.
+
 Test-database setup (``DiscoverRunner.setup_databases()``) changes the settings of the
 whole process and creates databases; pytest-django has already done it in this one, so
 each probe runs it in a fresh process and prints what it saw as one JSON line.
@@ -13,7 +17,7 @@ import os
 import subprocess
 import sys
 
-from tests.backends.helpers import admin_cursor
+from tests.processes.harness import admin_connection
 from tests.settings.base import BASE_DIR
 
 
@@ -47,7 +51,7 @@ def _drop(vendor: str, name: str) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(f"{BASE_DIR / '.cache' / name}.sqlite3{suffix}")
         return
-    with admin_cursor(vendor) as cursor:
+    with admin_connection(vendor) as cursor:
         if vendor == "postgresql":
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         else:
@@ -60,7 +64,7 @@ def scratch_database(vendor: str, name: str):
     ``test_<name>`` that Django may leave behind."""
     _drop(vendor, name)
     if vendor != "sqlite":
-        with admin_cursor(vendor) as cursor:
+        with admin_connection(vendor) as cursor:
             quoted = f'"{name}"' if vendor == "postgresql" else f"`{name}`"
             cursor.execute(f"CREATE DATABASE {quoted}")
     try:

@@ -21,13 +21,15 @@ POOL = {
     "pool_max_overflow": int(os.environ.get("PROCS_POOL_OVERFLOW", "2")),
     "pool_timeout": 10.0,
 }
+# The server: what the test passes (tests/settings/base.py's, from the environment).
+SERVER = {
+    key: os.environ.get(f"PROCS_SERVER_{key}", "") for key in ("HOST", "PORT", "USER", "PASSWORD")
+}
 if VENDOR == "postgresql":
     default = {
         "ENGINE": os.environ.get("PROCS_ENGINE", "django_dataflow.backends.postgresql"),
         "NAME": NAME,
-        "USER": "postgres",
-        "HOST": "127.0.0.1",
-        "PORT": "5432",
+        **SERVER,
         # DEBUG1 on our own sessions only: PostgreSQL then logs a session that ended
         # without a Terminate message ("unexpected EOF on client connection").
         "OPTIONS": {"options": "-c log_min_messages=debug1"},
@@ -36,9 +38,7 @@ elif VENDOR == "mysql":
     default = {
         "ENGINE": os.environ.get("PROCS_ENGINE", "django_dataflow.backends.mysql"),
         "NAME": NAME,
-        "USER": "root",
-        "HOST": "127.0.0.1",
-        "PORT": "3306",
+        **SERVER,
     }
 else:
     default = {
