@@ -223,7 +223,9 @@ def _server_groups(entries: dict[str, tuple[str, dict, dict]]) -> dict[tuple, li
 def _ask(wrapper: Any, sql: str) -> list[tuple] | None:
     """Rows of ``sql`` on ``wrapper``'s server, or None if it cannot be reached. A
     connection opened for the question goes straight back to its pool."""
-    opened = wrapper.connection is None
+    # From the instance: reading the attribute would take a parked connection back,
+    # and it would then stay checked out after the question.
+    opened = wrapper.__dict__.get("connection") is None
     try:
         with wrapper.cursor() as cursor:
             cursor.execute(sql)

@@ -144,3 +144,19 @@ def test_an_unreachable_server_is_skipped_by_the_server_checks(wrapper_for, serv
     wrapper = wrapper_for(config.as_database(OPTIONS={"connect_timeout": 2}))
     assert checks.budget_messages({"cfg": config.pool_options}, wrapper, 1, "test") == []
     assert checks.recycle_messages("cfg", config.pool_options, wrapper) == []
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "other"])
+@pytest.mark.usefixtures("mysql_only")
+def test_the_server_checks_leave_no_connection_checked_out_after_a_request():
+    # Found by a review (sixth session): the question's "is a connection open?" read
+    # wrapper.connection, which takes a parked connection back, so it stayed checked
+    # out after the check.
+    connection = connections["default"]
+    connection.close_if_unusable_or_obsolete()  # request_started
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    connection.close_if_unusable_or_obsolete()  # request_finished: parked
+    assert connection._dataflow_parked
+    server_checks("default")
+    assert connection.dataflow_pool.get_stats()["checked_out"] == 0
