@@ -18,20 +18,11 @@ def close_pools_on_database(name: str) -> int:
 
 
 class PooledCreationMixin:
-    # Each of these changes the settings entry in place: parked connections of the old
-    # entry must not be taken back (see settings_epoch).
-    def create_test_db(self, *args, **kwargs):
-        try:
-            return super().create_test_db(*args, **kwargs)
-        finally:
-            settings_epoch.bump()
-
-    def destroy_test_db(self, *args, **kwargs):
-        try:
-            return super().destroy_test_db(*args, **kwargs)
-        finally:
-            settings_epoch.bump()
-
+    # Each of these comes with a change of the settings entry in place: parked
+    # connections of the old entry must not be taken back (see settings_epoch). (Not
+    # create_test_db() / destroy_test_db() themselves: a wrapper would move the frame
+    # that Django's deprecation warnings point at. The wrapper's next connect() after
+    # the change bumps the epoch too.)
     def set_as_test_mirror(self, primary_settings_dict):
         super().set_as_test_mirror(primary_settings_dict)
         settings_epoch.bump()
@@ -46,7 +37,10 @@ class PooledCreationMixin:
         template = self.connection.settings_dict.get("TEST", {}).get("TEMPLATE")
         if template:
             close_pools_on_database(template)
-        return super()._create_test_db(verbosity, autoclobber, keepdb)
+        try:
+            return super()._create_test_db(verbosity, autoclobber, keepdb)
+        finally:
+            settings_epoch.bump()
 
     def _clone_test_db(self, suffix, verbosity, keepdb=False):
         close_pools_on_database(self.connection.settings_dict["NAME"])
@@ -55,4 +49,7 @@ class PooledCreationMixin:
 
     def _destroy_test_db(self, test_database_name, verbosity):
         close_pools_on_database(test_database_name)
-        return super()._destroy_test_db(test_database_name, verbosity)
+        try:
+            return super()._destroy_test_db(test_database_name, verbosity)
+        finally:
+            settings_epoch.bump()

@@ -188,6 +188,10 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
             if not self.dataflow_uses_pool():
                 return super().connect()
             self.check_settings()
+            # The entry changed (or this wrapper is new): other threads' wrappers share
+            # it, and their parked connections must be looked at again (settings_epoch).
+            settings_epoch.bump()
+            self._dataflow_epoch = settings_epoch.epoch.value
             pool = self._dataflow_pool_for(self.get_connection_params())
         # Django's BaseDatabaseWrapper.connect(), with the per-physical-connection setup
         # run only when the pooled connection is new.
