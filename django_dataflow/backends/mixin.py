@@ -188,10 +188,11 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
             if not self.dataflow_uses_pool():
                 return super().connect()
             self.check_settings()
-            # The entry changed (or this wrapper is new): other threads' wrappers share
-            # it, and their parked connections must be looked at again (settings_epoch).
-            settings_epoch.bump()
-            self._dataflow_epoch = settings_epoch.epoch.value
+            if self._dataflow_last is not None:
+                # The entry changed: other threads' wrappers share it, and their parked
+                # connections must be looked at again (settings_epoch).
+                settings_epoch.bump()
+                self._dataflow_epoch = settings_epoch.epoch.value
             pool = self._dataflow_pool_for(self.get_connection_params())
         # Django's BaseDatabaseWrapper.connect(), with the per-physical-connection setup
         # run only when the pooled connection is new.

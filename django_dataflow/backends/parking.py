@@ -81,20 +81,22 @@ class ParkingWrapperMixin:
         self._dataflow_parked = False
         lease = self._dataflow_lease
         connection = None
-        if lease.record is not None and lease.pool.unpark(lease.record, lease.token):
-            connection = lease.record.connection
+        record = lease.record
+        if record is not None:
             if (
                 pool_checkout.receivers
                 or pool_checkin.receivers
-                or self._dataflow_epoch != epoch.value
+                or (self._dataflow_epoch != epoch.value)
             ):
                 # Hooks connected since it was parked promise a checkout and a checkin
                 # per request; or the settings entry may have changed since (the test
                 # database was set up: settings_epoch). Give it back quietly (its
-                # checkout sent no signal) and let Django connect, which checks out
-                # with the signal, from the pool the settings lead to now.
-                lease.pool.checkin(lease.record, lease.token, in_hand=True)
-                connection = None
+                # checkout sent no signal; unless another thread took it meanwhile)
+                # and let Django connect, which checks out with the signal, from the
+                # pool the settings lead to now: one checkout for the request.
+                lease.pool.give_back_parked(record, lease.token)
+            elif lease.pool.unpark(record, lease.token):
+                connection = record.connection
         if connection is None:
             lease.clear()
         self.connection = connection

@@ -7,8 +7,7 @@ Test-database setup changes an entry behind the wrappers' backs: ``create_test_d
 writes the test database's ``NAME`` into the dict every thread's wrapper shares,
 ``set_as_test_mirror()`` swaps a mirror's dict, the parallel runner's workers switch to
 their clones, and ``override_settings`` may change anything. Each bumps this counter, and
-so does every ``connect()`` that finds its wrapper's entry changed (or is a new
-wrapper's first);
+so does every ``connect()`` that finds its wrapper's entry changed since its last;
 a wrapper remembers the value it checked out under, and a parked connection taken back
 under another value goes back to its pool instead, so Django connects through
 ``connect()``, which finds the pool the settings now lead to.
