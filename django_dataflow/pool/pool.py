@@ -347,13 +347,12 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         return grant
 
     def _abandon_wait(self, waiter: Waiter) -> None:
+        # A waiter's grant is a connection, a failure or POOL_CLOSED (never MAY_CONNECT:
+        # only a borrower with nothing to wait for connects itself).
         with self._lock:
             grant = waiter.grant
             if grant is None:
                 self._waiters.remove(waiter)
-            elif grant is MAY_CONNECT:
-                self._total -= 1  # the slot it was to connect with
-                waiter.grant = None
         if isinstance(grant, ConnectionRecord):
             self.checkin(grant, grant.lease, in_hand=True)
 
