@@ -1,5 +1,6 @@
-"""AppConfig: only wiring. Registers the system checks and the
-statistics publisher.
+"""AppConfig: only wiring. Importing a module of django-dataflow connects nothing;
+``ready()`` registers every system check, connects every receiver and installs the
+process hooks (close pools at exit, forget the parent's pools after fork).
 
 Configuration problems are reported by the system checks (all at once, with ids), not
 raised here; see docs/design.md, "Configuration: errors vs system checks".
@@ -15,14 +16,22 @@ class DjangoDataflowAppConfig(AppConfig):
     verbose_name = "django-dataflow"
 
     def ready(self) -> None:
-        from django.core.checks import Tags, register
-
-        from django_dataflow import checks, routing_checks  # noqa: F401 (registers)
+        # Imported here, not at the top: importing django_dataflow (its apps module
+        # included) must not import the pool engine or Django's database layer.
+        from django_dataflow.backends import base as backends
+        from django_dataflow.checks import pool as pool_checks
+        from django_dataflow.checks import routing as routing_checks
+        from django_dataflow.checks import server as server_checks
         from django_dataflow.monitoring import publisher
+        from django_dataflow.pool import registry
+        from django_dataflow.routing import router
 
-        register(checks.check_pool_settings, "dataflow")
-        register(checks.check_worker_processes, "dataflow")
-        register(checks.check_ignored_pool_settings, "dataflow")
-        register(checks.check_monitoring_settings, "dataflow")
-        register(checks.check_server_limits, "dataflow", Tags.database)
+        pool_checks.register_checks()
+        server_checks.register_checks()
+        routing_checks.register_checks()
+        # The registry's exit handler first: atexit runs the last registered first, and
+        # the publisher reads the pools when it retires its snapshot.
+        registry.install_process_hooks()
+        backends.install_process_hooks()
+        router.connect_receivers()
         publisher.install()

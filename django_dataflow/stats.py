@@ -173,9 +173,9 @@ def get_pool_stats(using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
     """
     from django.db import connections
 
-    from django_dataflow.options import resolve_pool_options
     from django_dataflow.pool import registry
-    from django_dataflow.startup import pooled_vendor
+    from django_dataflow.settings.engines import pooled_vendor
+    from django_dataflow.settings.validation import resolve_pool_options
 
     settings_dict = connections[using].settings_dict  # raises ConnectionDoesNotExist
     vendor = pooled_vendor(settings_dict.get("ENGINE", ""))

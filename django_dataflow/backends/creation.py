@@ -3,12 +3,12 @@
 PostgreSQL refuses to drop a database, or to clone it as a template, while anything is
 connected to it; SQLite's test database files are removed or copied. Idle pooled
 connections would break all three, so pools on the database are closed first. And the
-steps that change a settings entry in place bump ``settings_epoch``.
+steps that change a settings entry in place bump the settings epoch (``backends/parking.py``).
 """
 
 from __future__ import annotations
 
-from django_dataflow.backends import settings_epoch
+from django_dataflow.backends import parking
 from django_dataflow.pool import registry
 
 
@@ -19,16 +19,17 @@ def close_pools_on_database(name: str) -> int:
 
 class PooledCreationMixin:
     # Each of these comes with a change of the settings entry in place: parked
-    # connections of the old entry must not be taken back (see settings_epoch). (Not
+    # connections of the old entry must not be taken back (the settings epoch in
+    # backends/parking.py). (Not
     # create_test_db() / destroy_test_db() themselves: a wrapper would move the frame
     # that Django's deprecation warnings point at. The wrapper's next connect() after
     # the change bumps the epoch too.)
     def set_as_test_mirror(self, primary_settings_dict):
         super().set_as_test_mirror(primary_settings_dict)
-        settings_epoch.bump()
+        parking.bump_settings_epoch()
 
     def setup_worker_connection(self, _worker_id):
-        settings_epoch.bump()
+        parking.bump_settings_epoch()
         super().setup_worker_connection(_worker_id)
 
     def _create_test_db(self, verbosity, autoclobber, keepdb=False):
@@ -40,7 +41,7 @@ class PooledCreationMixin:
         try:
             return super()._create_test_db(verbosity, autoclobber, keepdb)
         finally:
-            settings_epoch.bump()
+            parking.bump_settings_epoch()
 
     def _clone_test_db(self, suffix, verbosity, keepdb=False):
         close_pools_on_database(self.connection.settings_dict["NAME"])
@@ -52,4 +53,4 @@ class PooledCreationMixin:
         try:
             return super()._destroy_test_db(test_database_name, verbosity)
         finally:
-            settings_epoch.bump()
+            parking.bump_settings_epoch()

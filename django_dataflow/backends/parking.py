@@ -5,14 +5,44 @@ request, through Django's ``close_if_unusable_or_obsolete()``, and only a connec
 would find nothing wrong with) and makes sure that no code on the wrapper can reach a
 parked connection: the wrapper forgets it, and the first read of ``self.connection`` takes
 it back (or finds it taken and answers None, so Django connects, which checks one out).
+
+The *settings epoch* is why a parked connection may be given back instead of taken back:
+the thread's next read of ``wrapper.connection`` takes it without going through
+``connect()`` and its check of the settings entry (a dictionary comparison, too much for
+every request). Test-database setup changes an entry behind the wrappers' backs:
+``create_test_db()`` writes the test database's ``NAME`` into the dict every thread's
+wrapper shares, ``set_as_test_mirror()`` swaps a mirror's dict, the parallel runner's
+workers switch to their clones, and ``override_settings`` may change anything. Each
+bumps the epoch, and so does every ``connect()`` that finds its wrapper's entry changed
+since its last; a wrapper remembers the epoch it checked out under, and a parked
+connection taken back under another goes back to its pool instead, so Django connects
+through ``connect()``, which finds the pool the settings now lead to.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django_dataflow.backends.settings_epoch import epoch
+from django.core.signals import setting_changed
+
 from django_dataflow.signals import pool_checkin, pool_checkout
+
+
+class _Epoch:
+    value = 0
+
+
+epoch = _Epoch()
+
+
+def bump_settings_epoch(**kwargs: Any) -> None:
+    """A settings entry may have changed in place (also a ``setting_changed`` receiver)."""
+    epoch.value += 1
+
+
+def connect_receivers() -> None:
+    """Bump the settings epoch whenever a setting changes (idempotent)."""
+    setting_changed.connect(bump_settings_epoch, dispatch_uid="django_dataflow.settings_epoch")
 
 
 class _ParkedConnection:
@@ -37,7 +67,7 @@ class ParkingWrapperMixin:
 
     connection = _ParkedConnection()
     _dataflow_parked = False
-    _dataflow_epoch = 0  # settings_epoch's value at the last checkout
+    _dataflow_epoch = 0  # the settings epoch at the last checkout
 
     def close_if_unusable_or_obsolete(self) -> None:
         # Run by close_old_connections() at the start and the end of every request. Where
@@ -90,7 +120,7 @@ class ParkingWrapperMixin:
             ):
                 # Hooks connected since it was parked promise a checkout and a checkin
                 # per request; or the settings entry may have changed since (the test
-                # database was set up: settings_epoch). Give it back quietly (its
+                # database was set up: the settings epoch). Give it back quietly (its
                 # checkout sent no signal; unless another thread took it meanwhile)
                 # and let Django connect, which checks out with the signal, from the
                 # pool the settings lead to now: one checkout for the request.

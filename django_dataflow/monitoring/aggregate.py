@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from django_dataflow.monitoring import conf, store
+from django_dataflow import conf
+from django_dataflow.monitoring import store
 from django_dataflow.stats import combine
 
 # Snapshot entries that describe a pool rather than count anything.

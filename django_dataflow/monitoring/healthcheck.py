@@ -25,7 +25,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "pip install 'django-dataflow[healthcheck]'"
     ) from error
 
-from django_dataflow.monitoring import conf, health
+from django_dataflow import conf
+from django_dataflow.monitoring import health
 from django_dataflow.monitoring.aggregate import collect
 
 

@@ -29,8 +29,12 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
-from django_dataflow.monitoring import conf, store
+from django.core.signals import request_started
+
+from django_dataflow import conf
+from django_dataflow.monitoring import store
 from django_dataflow.pool import registry
+from django_dataflow.signals import pool_connect
 from django_dataflow.stats import combine, from_engine
 
 logger = logging.getLogger("django_dataflow.monitoring")
@@ -185,7 +189,7 @@ class Publisher:
         """This process's snapshot: the statistics of its pools, per alias."""
         from django.conf import settings
 
-        from django_dataflow.startup import pooled_vendor
+        from django_dataflow.settings.engines import pooled_vendor
 
         by_alias: dict[str, list[Any]] = defaultdict(list)
         for pool in registry.all_pools():
@@ -305,23 +309,25 @@ def _remember_server_session(sender: Any, vendor: str, connection: Any, **kwargs
         record.info[SERVER_SESSION] = session
 
 
+_installed = False
+
+
 def install() -> None:
-    """Connect the publisher to Django (idempotent). Called from AppConfig.ready()."""
-    from django.core.signals import request_started
-
-    from django_dataflow.signals import pool_connect
-
+    """Connect the publisher to Django, and to the process's exit and forks
+    (idempotent). Called from AppConfig.ready()."""
+    global _installed
     request_started.connect(ensure_started, dispatch_uid="django_dataflow.monitoring.publisher")
     pool_connect.connect(
         _remember_server_session, dispatch_uid="django_dataflow.monitoring.server_session"
     )
+    if _installed:
+        return
+    _installed = True
+    atexit.register(_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=publisher.after_fork_in_child)
 
 
 def _at_exit() -> None:
     if publisher.pid == os.getpid():
         publisher.stop()
-
-
-atexit.register(_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=publisher.after_fork_in_child)

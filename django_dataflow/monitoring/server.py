@@ -10,7 +10,7 @@ A pooled session is recognised, in this order, by:
 1. its server session id, published by the process that opened it (works on every
    server, including MariaDB, where clients cannot label their sessions);
 2. its PostgreSQL ``application_name`` ``"<prefix>:<alias>:<pid>"`` (see
-   ``django_dataflow.identity``), which also covers processes on other hosts;
+   ``django_dataflow.backends.postgresql.server``), which also covers processes on other hosts;
 3. MySQL's ``_pid`` connection attribute, where performance_schema is on.
 
 The query runs on a separate, unpooled connection (Django's stock backend with the same
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django_dataflow.monitoring import conf
+from django_dataflow import conf
 from django_dataflow.monitoring.aggregate import Report
 
 STOCK_ENGINES = {"postgresql": "django.db.backends.postgresql", "mysql": "django.db.backends.mysql"}

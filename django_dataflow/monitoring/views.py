@@ -16,7 +16,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from django_dataflow.monitoring import conf, health
+from django_dataflow import conf
+from django_dataflow.monitoring import health
 from django_dataflow.monitoring.aggregate import collect, report_to_json
 
 PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")

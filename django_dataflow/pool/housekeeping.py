@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Any
 
-from django_dataflow.pool.grants import POOL_CLOSED
 from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.waiting import POOL_CLOSED
 
 logger = logging.getLogger("django_dataflow.pool")
 

@@ -39,8 +39,8 @@ import threading
 import time
 from typing import Any
 
-from django_dataflow.pool.grants import ConnectFailed
 from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.waiting import ConnectFailed
 
 logger = logging.getLogger("django_dataflow.pool")
 

@@ -33,7 +33,6 @@ from typing import Any, Protocol
 
 from django_dataflow.pool.connector import Connector
 from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
-from django_dataflow.pool.grants import MAY_CONNECT, POOL_CLOSED, ConnectFailed, Waiter
 from django_dataflow.pool.housekeeping import HousekeepingMixin
 from django_dataflow.pool.introspection import IntrospectionMixin
 from django_dataflow.pool.leaks import LeakDetector
@@ -41,6 +40,7 @@ from django_dataflow.pool.opening import OpeningMixin
 from django_dataflow.pool.parking import ParkingMixin
 from django_dataflow.pool.record import ConnectionRecord
 from django_dataflow.pool.stats import PoolStats
+from django_dataflow.pool.waiting import MAY_CONNECT, POOL_CLOSED, ConnectFailed, Waiter
 
 logger = logging.getLogger("django_dataflow.pool")
 

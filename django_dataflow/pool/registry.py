@@ -35,6 +35,7 @@ class _Process:
 process = _Process()
 
 _lock = threading.Lock()
+_install_lock = threading.Lock()
 _pools: dict[PoolKey, ConnectionPool] = {}
 # Connections inherited from the parent process: held forever, never used or closed.
 _inherited_connections: list[Any] = []
@@ -52,6 +53,7 @@ def get_or_create_pool(
     with _lock:
         pool = _pools.get(key)
         if pool is None or pool.closed:
+            install_process_hooks()
             pool = factory()
             _pools[key] = pool
             _housekeeper.watch(pool)
@@ -92,9 +94,7 @@ def _close_pools_at_exit() -> None:
     session end (libpq's Terminate, MySQL's COM_QUIT) as it does when Django's own
     connections are finalized, instead of a dropped socket: MariaDB would log "Aborted
     connection" and count ``Aborted_clients`` for every recycled worker, PostgreSQL
-    "unexpected EOF on client connection". Registered when this module is imported,
-    so it runs after the exit handlers of modules that use the pools (the statistics
-    publisher reads them when it retires its snapshot)."""
+    "unexpected EOF on client connection". Registered by ``install_process_hooks()``."""
     pid = process.pid
     if pid != os.getpid():
         return
@@ -183,6 +183,22 @@ class _Housekeeper:
 _housekeeper = _Housekeeper()
 run_housekeeping = _housekeeper.run_once
 
-atexit.register(_close_pools_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools_in_child)
+_hooks_installed = False
+
+
+def install_process_hooks() -> None:
+    """Close this process's pools at exit, and forget the parent's pools in a forked
+    child (idempotent). Called from AppConfig.ready() and when the first pool is made,
+    so a project that uses the ENGINEs without installing the app is fork-safe too.
+
+    Installed before anything that reads the pools at exit (the statistics publisher
+    registers its own handler later), so it runs after them: ``atexit`` runs the last
+    registered first."""
+    global _hooks_installed
+    with _install_lock:
+        if _hooks_installed:
+            return
+        _hooks_installed = True
+    atexit.register(_close_pools_at_exit)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_forget_pools_in_child)

@@ -12,7 +12,7 @@ from django.views.generic import ListView
 
 from accounts.models import User
 from accounts.pool_hooks import checkout_times
-from django_dataflow.routing import use_analytics
+from django_dataflow.routing.context import use_analytics
 from django_dataflow.stats import get_pool_stats
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import environ
 
-from django_dataflow.config import DataFlowConfig
+from django_dataflow.settings.dataflow_config import DataFlowConfig
 
 # The guide's "Write Master Pool": fewer connections to reduce the primary's load.
 WRITE_POOL = {"pool_size": 10, "pool_max_overflow": 15, "pool_recycle": 1800}

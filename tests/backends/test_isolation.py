@@ -168,7 +168,7 @@ def test_sqlite_in_memory_databases_keep_djangos_single_connection(vendor):
 
 
 def test_djangos_own_postgresql_pool_names_are_not_shadowed():
-    from django_dataflow.backends.mixin import PooledDatabaseWrapperMixin
+    from django_dataflow.backends.base import PooledDatabaseWrapperMixin
     from django_dataflow.backends.postgresql.base import DatabaseWrapper
 
     for name in ("pool", "_connection_pools", "close_pool"):

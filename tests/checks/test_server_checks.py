@@ -7,7 +7,8 @@ import pytest
 from django.core import checks as django_checks
 from django.db import connections
 
-from django_dataflow import DataFlowConfig, checks
+from django_dataflow import DataFlowConfig
+from django_dataflow.checks import server as checks
 from tests.backends.helpers import admin_cursor
 
 # The budget check sums the pools of both test aliases, so both may be asked.

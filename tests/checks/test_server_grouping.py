@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from django_dataflow.checks import _server_groups
-from django_dataflow.config import DataFlowConfig
+from django_dataflow.checks.server import _server_groups
+from django_dataflow.settings.dataflow_config import DataFlowConfig
 
 
 def test_w004_counts_an_entry_with_the_default_port_and_one_with_5432_as_one_server():

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-from django_dataflow.loadtest import Progress, percentile, summarize
+from django_dataflow.management.loadtest import Progress, percentile, summarize
 from django_dataflow.stats import get_pool_stats
 from tests.testapp.models import Item
 

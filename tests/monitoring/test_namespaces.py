@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import time
 
-from django_dataflow.monitoring import conf, store
+from django_dataflow import conf
+from django_dataflow.monitoring import store
 from django_dataflow.monitoring.aggregate import collect, total_counters
 from tests.monitoring.factories import pool_entry, snapshot, write
 

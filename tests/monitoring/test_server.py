@@ -7,7 +7,7 @@ import json
 import pytest
 from django.db import connection
 
-from django_dataflow.identity import application_name
+from django_dataflow.backends.postgresql.server import application_name
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,7 +125,7 @@ def test_application_name_from_identify_connection_reaches_the_server(vendor):
         pytest.skip("application_name is PostgreSQL's")
     import psycopg
 
-    from django_dataflow.identity import identify_connection
+    from django_dataflow.backends.postgresql.server import identify_connection
 
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)

@@ -11,7 +11,7 @@ it answers, and the PgBouncer scenario goes through it.
 
 import os
 
-from django_dataflow.config import DataFlowConfig
+from django_dataflow.settings.dataflow_config import DataFlowConfig
 from tests.reliability.servers import HOST, MARIADB_PORT, PG_PORT, PGBOUNCER_PORT
 from tests.settings.base import *  # noqa: F403
 from tests.settings.base import INSTALLED_APPS, mysql_settings, postgresql_settings

@@ -26,7 +26,7 @@ from django.core.signals import request_finished, request_started
 from django.db import connections
 
 from django_dataflow import PoolTimeout
-from django_dataflow.identity import application_name
+from django_dataflow.backends.postgresql.server import application_name
 from django_dataflow.pool import registry
 from django_dataflow.signals import pool_timeout
 from tests.reliability import sessions

@@ -39,8 +39,8 @@ def pytest_collection_modifyitems(config, items):
 def _fresh_routing_state():
     """No test inherits pins, a chosen replica or a down replica from the one before
     (tests run one after another in the same thread and context)."""
-    from django_dataflow import routing
-    from django_dataflow.routing_health import health
+    from django_dataflow.routing import context as routing
+    from django_dataflow.routing.health import health
 
     routing.end_scope()
     health.reset()

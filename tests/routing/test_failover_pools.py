@@ -15,8 +15,8 @@ from django.core.signals import request_finished, request_started
 from django.db import connections
 from django.test import override_settings
 
-from django_dataflow.routing import routing_scope
-from django_dataflow.routing_health import health
+from django_dataflow.routing.context import routing_scope
+from django_dataflow.routing.health import health
 from tests.routing.helpers import where_read
 from tests.routing.routingapp.models import Article
 

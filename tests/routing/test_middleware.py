@@ -12,7 +12,7 @@ from django.core import signing
 from django.db import connections
 from django.test import AsyncClient, Client, override_settings
 
-from django_dataflow.middleware import ReadYourWritesMiddleware
+from django_dataflow.routing.middleware import ReadYourWritesMiddleware
 from tests.routing.helpers import run_async, wait_for_replica
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -14,7 +14,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 
-from django_dataflow.routing import routing_scope, use_analytics, use_primary, use_replica
+from django_dataflow.routing.context import routing_scope, use_analytics, use_primary, use_replica
 from tests.routing.helpers import run_async, wait_for_replica, where_read
 from tests.routing.routingapp.models import Article, Event, PageView
 
@@ -156,6 +156,6 @@ def test_an_async_write_pins_the_reads_of_the_same_task():
 @pytest.mark.django_db(transaction=True, databases=["default"])
 def test_a_test_that_does_not_allow_the_replicas_reads_the_primary():
     assert where_read(Article) == ("default", False)
-    from django_dataflow.routing_health import health
+    from django_dataflow.routing.health import health
 
     assert health.snapshot()["replica1"]["failures"] == 0

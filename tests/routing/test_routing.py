@@ -17,16 +17,16 @@ from django.db import connections
 from django.test import override_settings
 from django.utils.connection import ConnectionDoesNotExist
 
-from django_dataflow import routing
-from django_dataflow.routers import DataFlowRouter
-from django_dataflow.routing import (
+from django_dataflow.routing import context as routing
+from django_dataflow.routing.context import (
     routing_scope,
     use_analytics,
     use_database,
     use_primary,
     use_replica,
 )
-from django_dataflow.routing_health import health
+from django_dataflow.routing.health import health
+from django_dataflow.routing.router import DataFlowRouter
 from tests.routing.routingapp.models import Article, Comment, Event, PageView
 
 router = DataFlowRouter()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from django_dataflow.routing_checks import check_routing, routing_warnings
-from django_dataflow.routing_config import parse
+from django_dataflow.checks.routing import check_routing, routing_warnings
+from django_dataflow.routing.config import parse
 
 
 def ids(messages):
@@ -40,7 +40,7 @@ def test_the_router_without_the_setting_is_reported():
 
 
 def test_the_router_may_be_listed_as_an_instance():
-    from django_dataflow.routers import DataFlowRouter
+    from django_dataflow.routing.router import DataFlowRouter
 
     with override_settings(DATABASE_ROUTERS=[DataFlowRouter()]):
         assert check_routing() == []

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_dataflow.routing_config import get_config, parse
+from django_dataflow.routing.config import get_config, parse
 
 ROUTING = {
     "default": {"replicas": {"replica1": 3, "replica2": 1}, "analytics": "analytics"},

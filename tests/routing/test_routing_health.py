@@ -14,10 +14,10 @@ from django.core.signals import request_finished, request_started
 from django.db import connections
 from django.test import override_settings
 
-from django_dataflow import routing_health
-from django_dataflow.routers import DataFlowRouter
-from django_dataflow.routing import routing_scope
-from django_dataflow.routing_health import health
+from django_dataflow.routing import health as routing_health
+from django_dataflow.routing.context import routing_scope
+from django_dataflow.routing.health import health
+from django_dataflow.routing.router import DataFlowRouter
 from tests.routing.helpers import (
     can_control_replica,
     replica_ctl,

@@ -12,9 +12,11 @@ from django.core import checks as django_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_dataflow import checks
-from django_dataflow.options import ALL_OPTIONS, CONNECTION_SETTINGS, POOL_OPTIONS
-from django_dataflow.startup import validate_pooled_databases
+from django_dataflow import conf
+from django_dataflow.checks import pool as checks
+from django_dataflow.checks import server as server_checks
+from django_dataflow.settings.options import ALL_OPTIONS, CONNECTION_SETTINGS, POOL_OPTIONS
+from django_dataflow.settings.validation import validate_pooled_databases
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ENGINES = {
@@ -244,11 +246,11 @@ def test_worker_processes_come_from_the_setting_then_web_concurrency_then_one(
     settings, monkeypatch
 ):
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    assert checks.worker_processes()[0] == 1
+    assert conf.worker_processes()[0] == 1
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    assert checks.worker_processes() == (3, "the WEB_CONCURRENCY environment variable")
+    assert conf.worker_processes() == (3, "the WEB_CONCURRENCY environment variable")
     settings.DATAFLOW_WORKER_PROCESSES = 8
-    assert checks.worker_processes() == (8, "settings.DATAFLOW_WORKER_PROCESSES")
+    assert conf.worker_processes() == (8, "settings.DATAFLOW_WORKER_PROCESSES")
 
 
 # -- wiring ------------------------------------------------------------------------------------
@@ -278,7 +280,7 @@ def test_the_registered_checks_read_settings_databases():
 
 
 def test_database_checks_do_nothing_without_databases():
-    assert checks.check_server_limits(databases=None) == []
+    assert server_checks.check_server_limits(databases=None) == []
 
 
 # -- docs ----------------------------------------------------------------------------------------
@@ -288,8 +290,8 @@ def test_every_check_id_is_documented_with_a_fix():
     text = (DOCS / "checks.md").read_text()
     used = set(checks.PROBLEM_IDS.values()) | {
         checks.WORKER_SETTING_ID,
-        checks.RECYCLE_ID,
-        checks.BUDGET_ID,
+        server_checks.RECYCLE_ID,
+        server_checks.BUDGET_ID,
         checks.MONITORING_SETTING_ID,
         checks.IGNORED_POOL_ID,
     }

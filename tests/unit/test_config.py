@@ -14,8 +14,9 @@ from django.core.exceptions import ImproperlyConfigured
 from psycopg import IsolationLevel
 
 from django_dataflow import DataFlowConfig, get_pool_config, recommended_pool_size
-from django_dataflow import config as config_module
-from django_dataflow.options import ALL_OPTIONS, POOL_OPTIONS, inspect_pool_options
+from django_dataflow.settings import sizing as config_module
+from django_dataflow.settings.options import ALL_OPTIONS, POOL_OPTIONS
+from django_dataflow.settings.validation import inspect_pool_options
 
 PG = "postgres://app:s3cret@db.example:5432/shop"
 MY = "mysql://app:s3cret@db.example:3306/shop"

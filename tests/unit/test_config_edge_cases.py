@@ -8,8 +8,8 @@ import math
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from django_dataflow.checks import pool_settings_messages
-from django_dataflow.config import DataFlowConfig
+from django_dataflow.checks.pool import pool_settings_messages
+from django_dataflow.settings.dataflow_config import DataFlowConfig
 
 # -- a password with an unencoded / # ? must never reach an error message -------------------
 

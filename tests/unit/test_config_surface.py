@@ -16,12 +16,13 @@ from django.core import checks as django_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_dataflow import DataFlowConfig
-from django_dataflow.checks import ignored_pool_settings_messages, pool_settings_messages
-from django_dataflow.monitoring import conf, publisher
-from django_dataflow.options import ConfigurationError, inspect_pool_options
+from django_dataflow import DataFlowConfig, conf
+from django_dataflow.checks.pool import ignored_pool_settings_messages, pool_settings_messages
+from django_dataflow.monitoring import publisher
 from django_dataflow.pool import ConnectionPool
-from django_dataflow.routing_config import parse as parse_routing
+from django_dataflow.routing.config import parse as parse_routing
+from django_dataflow.settings.options import ConfigurationError
+from django_dataflow.settings.validation import inspect_pool_options
 from tests.pool.conftest import SQLiteFileConnector
 
 SECRET = "Zq9XvwKp7Wmq"

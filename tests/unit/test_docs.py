@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from django_dataflow.options import inspect_pool_options
-from django_dataflow.startup import pooled_entries
+from django_dataflow.settings.engines import pooled_entries
+from django_dataflow.settings.validation import inspect_pool_options
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PAGES = [

@@ -10,9 +10,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_dataflow import DataFlowConfig
-from django_dataflow.monitoring import conf
-from django_dataflow.options import ConfigurationError
+from django_dataflow import DataFlowConfig, conf
+from django_dataflow.settings.options import ConfigurationError
 
 SECRET = "Zq9XvwKp7Wmq"
 

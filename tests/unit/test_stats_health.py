@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from django_dataflow.monitoring import conf, health
+from django_dataflow import conf
+from django_dataflow.monitoring import health
 from django_dataflow.monitoring.aggregate import collect
 from tests.monitoring.factories import pool_entry, snapshot, write
 

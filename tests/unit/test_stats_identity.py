@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django_dataflow.identity import application_name, identify_connection
+from django_dataflow.backends.postgresql.server import application_name, identify_connection
 
 PARAMS = {"dbname": "app", "user": "web", "password": "secret"}
 

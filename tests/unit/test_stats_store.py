@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from django_dataflow.monitoring import conf, store
+from django_dataflow import conf
+from django_dataflow.monitoring import store
 from tests.monitoring.factories import dead_pid, pool_entry, snapshot, write
 
 

@@ -1,7 +1,7 @@
 """DatabaseWrapper for the pooled MySQL / MariaDB backend.
 
 Everything is Django's MySQL backend except connection opening and closing, which go
-through the pool (see ``django_dataflow.backends.mixin``).
+through the pool (see ``django_dataflow.backends.base``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from django.db.backends.mysql import base as django_mysql
 from django.db.backends.mysql.creation import DatabaseCreation as DjangoCreation
 from MySQLdb.cursors import CursorUseResultMixIn
 
+from django_dataflow.backends.base import PooledDatabaseWrapperMixin
 from django_dataflow.backends.creation import PooledCreationMixin
-from django_dataflow.backends.mixin import PooledDatabaseWrapperMixin
-from django_dataflow.backends.mysql.adapter import MySQLConnector
+from django_dataflow.backends.mysql.connector import MySQLConnector
 
 
 class DatabaseCreation(PooledCreationMixin, DjangoCreation):

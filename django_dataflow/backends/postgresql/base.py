@@ -1,7 +1,7 @@
 """DatabaseWrapper for the pooled PostgreSQL backend.
 
 Everything is Django's PostgreSQL backend except connection opening and closing, which
-go through the pool (see ``django_dataflow.backends.mixin``).
+go through the pool (see ``django_dataflow.backends.base``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 from django.db.backends.postgresql import base as django_postgresql
 from django.db.backends.postgresql.creation import DatabaseCreation as DjangoCreation
 
+from django_dataflow.backends.base import PooledDatabaseWrapperMixin
 from django_dataflow.backends.creation import PooledCreationMixin
-from django_dataflow.backends.mixin import PooledDatabaseWrapperMixin
-from django_dataflow.backends.postgresql.adapter import PostgreSQLConnector
+from django_dataflow.backends.postgresql.connector import PostgreSQLConnector
 
 
 class DatabaseCreation(PooledCreationMixin, DjangoCreation):

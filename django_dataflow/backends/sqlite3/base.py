@@ -10,9 +10,9 @@ from __future__ import annotations
 from django.db.backends.sqlite3 import base as django_sqlite3
 from django.db.backends.sqlite3.creation import DatabaseCreation as DjangoCreation
 
+from django_dataflow.backends.base import PooledDatabaseWrapperMixin
 from django_dataflow.backends.creation import PooledCreationMixin, close_pools_on_database
-from django_dataflow.backends.mixin import PooledDatabaseWrapperMixin
-from django_dataflow.backends.sqlite3.adapter import SQLiteConnector
+from django_dataflow.backends.sqlite3.connector import SQLiteConnector
 
 
 class DatabaseCreation(PooledCreationMixin, DjangoCreation):

@@ -24,7 +24,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from django_dataflow.loadtest import (
+from django_dataflow.management.loadtest import (
     PERCENTILES,
     LoadRun,
     Progress,

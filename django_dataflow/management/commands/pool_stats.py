@@ -19,9 +19,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_dataflow.monitoring import conf, health, render
+from django_dataflow import conf
+from django_dataflow.monitoring import health, render
 from django_dataflow.monitoring.aggregate import Report, collect, report_to_json
-from django_dataflow.startup import pooled_vendor
+from django_dataflow.settings.engines import pooled_vendor
 
 FORMATS = ("table", "json", "prometheus")
 USAGE = 2

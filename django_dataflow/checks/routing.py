@@ -1,6 +1,6 @@
 """System checks of ``DATAFLOW_ROUTING`` and the router (ids ``dataflow.E101`` to ``W104``).
 
-Every error the parser in ``routing_config`` finds becomes one message, so
+Every error the parser in ``routing/config.py`` finds becomes one message, so
 ``manage.py check`` lists them all at once, where the router would refuse to route; the
 warnings (which do not stop the router) are worked out here.
 
@@ -32,11 +32,15 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import DEFAULT_DB_ALIAS
 
-from django_dataflow.routers import ROUTER_PATH
-from django_dataflow.routing_config import SETTING, RoutingConfig, parse
+from django_dataflow.routing.config import SETTING, RoutingConfig, parse
+from django_dataflow.routing.router import ROUTER_PATH, ROUTER_PATHS
 
 
-@register("dataflow")
+def register_checks() -> None:
+    """Register the check of this module (called from AppConfig.ready())."""
+    register(check_routing, "dataflow")
+
+
 def check_routing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Report every problem of ``DATAFLOW_ROUTING`` and of the router's installation."""
     raw = getattr(settings, SETTING, None)
@@ -44,7 +48,7 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         router if isinstance(router, str) else f"{type(router).__module__}.{type(router).__name__}"
         for router in settings.DATABASE_ROUTERS
     ]
-    listed = ROUTER_PATH in routers
+    listed = any(path in routers for path in ROUTER_PATHS)
     messages: list[CheckMessage] = []
     if raw is None:
         if listed:

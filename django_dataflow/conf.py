@@ -1,7 +1,9 @@
-"""The ``DATAFLOW_*`` settings of monitoring: one place for names, defaults and checks.
+"""Every ``DATAFLOW_*`` setting: one place for names, defaults and validation.
 
 Read on every use (a ``getattr`` on settings), so ``override_settings`` works without
-receivers. A wrong value raises ImproperlyConfigured naming the setting.
+receivers. A wrong value raises ImproperlyConfigured naming the setting (the system checks
+call ``settings_problems()`` to list them all at once). ``DATAFLOW_ROUTING`` is a whole
+description of databases; its name lives here and its parser in ``routing/config.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ STATS_INTERVAL = "DATAFLOW_STATS_INTERVAL"
 CHECK_THRESHOLDS = "DATAFLOW_CHECK_THRESHOLDS"
 METRICS_TOKEN = "DATAFLOW_METRICS_TOKEN"
 APPLICATION_NAME_PREFIX = "DATAFLOW_APPLICATION_NAME_PREFIX"
+WORKER_PROCESSES = "DATAFLOW_WORKER_PROCESSES"
+ROUTING = "DATAFLOW_ROUTING"
+
+# Where the worker count comes from when the setting is not given (gunicorn and uvicorn
+# read it too).
+WORKERS_ENV = "WEB_CONCURRENCY"
 
 DEFAULT_INTERVAL = 2.0
 DEFAULT_APPLICATION_NAME_PREFIX = "django-dataflow"
@@ -163,3 +171,24 @@ def application_name_prefix() -> str | None:
             f"settings.{APPLICATION_NAME_PREFIX} must be a string or None, not {prefix!r}."
         )
     return prefix
+
+
+def worker_processes() -> tuple[int, str]:
+    """(how many worker processes each open pools, where that number came from).
+
+    ``settings.DATAFLOW_WORKER_PROCESSES``, else the ``WEB_CONCURRENCY`` environment
+    variable, else 1 (gunicorn's and uvicorn's default). Raises ImproperlyConfigured
+    naming the source of a value that is not a positive whole number.
+    """
+    value: Any = getattr(settings, WORKER_PROCESSES, None)
+    source = f"settings.{WORKER_PROCESSES}"
+    if value is None:
+        value = os.environ.get(WORKERS_ENV, "").strip() or None
+        source = f"the {WORKERS_ENV} environment variable"
+    if value is None:
+        return 1, f"the default (neither settings.{WORKER_PROCESSES} nor {WORKERS_ENV} is set)"
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(f"{source} must be a whole number >= 1, not {value!r}.")
+    return value, source

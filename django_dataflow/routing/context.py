@@ -255,8 +255,8 @@ def _task_postrun(**kwargs: Any) -> None:
 def connect_signals() -> None:
     """Start a scope with every request and every Celery task (if Celery is installed).
 
-    Called when the router is imported (``apps.ready()`` imports it through the routing
-    checks); idempotent. Importing this module alone connects nothing.
+    Called through ``router.connect_receivers()`` (from ``AppConfig.ready()`` and when
+    Django builds the router); idempotent.
     """
     request_started.connect(_request_started, dispatch_uid="django_dataflow.routing.started")
     request_finished.connect(_request_finished, dispatch_uid="django_dataflow.routing.finished")

@@ -39,14 +39,14 @@ from django.db.utils import DatabaseError, DatabaseErrorWrapper
 from django.utils.functional import cached_property
 
 from django_dataflow import hooks
-from django_dataflow.backends import settings_epoch
+from django_dataflow.backends import parking
 from django_dataflow.backends.connector import DjangoConnector
 from django_dataflow.backends.parking import ParkingWrapperMixin
+from django_dataflow.backends.postgresql.server import identify_connection
 from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
 from django_dataflow.hooks import HookConnection
-from django_dataflow.identity import identify_connection
-from django_dataflow.options import resolve_pool_options
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
+from django_dataflow.settings.validation import resolve_pool_options
 from django_dataflow.signals import pool_checkin, pool_checkout, pool_connect
 
 logger = logging.getLogger("django_dataflow.pool")
@@ -181,7 +181,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         if self._dataflow_parked:
             # self.connection was overwritten while parked: give the parked one back.
             self._dataflow_release()
-        self._dataflow_epoch = settings_epoch.epoch.value  # read before the settings
+        self._dataflow_epoch = parking.epoch.value  # read before the settings
         pool = self._dataflow_unchanged_pool()
         if pool is None:
             # First connection, or something that shapes the connection changed.
@@ -190,9 +190,9 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
             self.check_settings()
             if self._dataflow_last is not None:
                 # The entry changed: other threads' wrappers share it, and their parked
-                # connections must be looked at again (settings_epoch).
-                settings_epoch.bump()
-                self._dataflow_epoch = settings_epoch.epoch.value
+                # connections must be looked at again (the settings epoch, backends/parking.py).
+                parking.bump_settings_epoch()
+                self._dataflow_epoch = parking.epoch.value
             pool = self._dataflow_pool_for(self.get_connection_params())
         # Django's BaseDatabaseWrapper.connect(), with the per-physical-connection setup
         # run only when the pooled connection is new.
@@ -332,6 +332,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         return pool
 
     def _dataflow_new_pool(self) -> ConnectionPool:
+        install_process_hooks()
         # A private wrapper opens the physical connections: the stock backend's
         # get_new_connection may set attributes on the wrapper it runs on.
         template = self.__class__(
@@ -527,5 +528,18 @@ def _detach_inherited_connections() -> None:
             wrapper._dataflow_last = None
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_detach_inherited_connections)
+_hooks_installed = False
+
+
+def install_process_hooks() -> None:
+    """Forget the parent's connections in a forked child, and bump the settings epoch
+    when a setting changes (idempotent). Called from AppConfig.ready() and when a
+    wrapper makes its first pool, so the ENGINEs work without the app installed."""
+    global _hooks_installed
+    parking.connect_receivers()
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    registry.install_process_hooks()  # the registry's fork hook runs first
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_detach_inherited_connections)

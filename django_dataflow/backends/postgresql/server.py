@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django_dataflow.monitoring import conf
+from django_dataflow import conf
 
 # PostgreSQL keeps NAMEDATALEN - 1 bytes of application_name and silently cuts the rest.
 PG_NAME_MAX_BYTES = 63

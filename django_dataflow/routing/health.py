@@ -31,7 +31,7 @@ from django.db import DatabaseError, connections
 
 from django_dataflow.backends.connector import socket_has_news
 from django_dataflow.errors import PoolTimeout
-from django_dataflow.routing_config import DatabaseSet
+from django_dataflow.routing.config import DatabaseSet
 
 logger = logging.getLogger("django_dataflow.routing")
 

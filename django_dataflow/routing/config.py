@@ -410,4 +410,6 @@ def _on_setting_changed(setting: str, **kwargs: Any) -> None:
         clear_cache()
 
 
-setting_changed.connect(_on_setting_changed, dispatch_uid="django_dataflow.routing_config")
+def connect_receivers() -> None:
+    """Clear the cached config when a setting it depends on changes (idempotent)."""
+    setting_changed.connect(_on_setting_changed, dispatch_uid="django_dataflow.routing.config")
