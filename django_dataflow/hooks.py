@@ -3,66 +3,45 @@
 
 The guide's hooks receive the DB-API connection and call ``connection.execute(sql)``.
 psycopg and sqlite3 connections have ``execute``; mysqlclient's do not, so hooks get a
-``HookConnection`` that adds it everywhere.
+``HookConnection`` that adds it everywhere (how, each backend's connector says). The
+signals themselves are sent by ``backends/events.py``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
-from django_dataflow.signals import (
-    pool_checkin,
-    pool_checkout,
-    pool_connect,
-    pool_invalidate,
-    pool_leak,
-    pool_timeout,
-)
+from django_dataflow.signals import pool_checkin, pool_checkout, pool_connect
 
 logger = logging.getLogger("django_dataflow.pool")
 
 # Bound on retries an error handler may ask for after one PoolTimeout.
 MAX_RETRIES = 3
 
-# The guide sets application_name on every vendor; only PostgreSQL has it. Elsewhere the
-# statement is kept in the connection record's info instead of failing.
-SET_APPLICATION_NAME = re.compile(
-    r"^\s*SET\s+application_name\s*(?:=|TO)\s*'(?P<name>[^']*)'\s*;?\s*$", re.IGNORECASE
-)
-
 
 class HookConnection:
     """A DB-API connection as hooks see it: the driver's connection, plus
     ``execute(sql, params=None)`` on every driver."""
 
-    __slots__ = ("dbapi_connection", "record", "vendor")
+    __slots__ = ("connector", "dbapi_connection", "record", "vendor")
 
-    def __init__(self, dbapi_connection: Any, vendor: str, record: Any) -> None:
+    def __init__(self, dbapi_connection: Any, vendor: str, record: Any, connector: Any) -> None:
         self.dbapi_connection = dbapi_connection
         self.vendor = vendor
         self.record = record
+        # The backend's connector class: runs execute() on its driver.
+        self.connector = connector
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.dbapi_connection, name)
 
     def execute(self, sql: str, params: Any = None) -> Any:
-        """Run one statement; return the driver's cursor (or None for a statement kept
-        in ``connection_record.info``, see SET_APPLICATION_NAME)."""
-        if self.vendor != "postgresql":
-            match = SET_APPLICATION_NAME.match(sql)
-            if match:
-                self.record.info["application_name"] = match.group("name")
-                return None
-        if self.vendor == "mysql":
-            cursor = self.dbapi_connection.cursor()
-            cursor.execute(sql, params)
-            return cursor
-        if params is None:
-            return self.dbapi_connection.execute(sql)
-        return self.dbapi_connection.execute(sql, params)
+        """Run one statement; return the driver's cursor (or None for a ``SET
+        application_name`` kept in ``connection_record.info`` where the server has no
+        such setting)."""
+        return self.connector.hook_execute(self.dbapi_connection, self.record, sql, params)
 
     def __repr__(self) -> str:
         return f"<HookConnection {self.dbapi_connection!r}>"
@@ -150,35 +129,3 @@ def retry_delay_after_timeout(alias: str, error: Exception, retry_count: int, st
         if isinstance(decision, dict) and decision.get("action") == "retry":
             return max(0.0, float(decision.get("delay", 0.0)))
     return None
-
-
-class SignalEvents:
-    """The pool engine's event listener for one pool: turns engine events into signals."""
-
-    def __init__(self, wrapper_class: type, alias: str, vendor: str) -> None:
-        self.wrapper_class = wrapper_class
-        self.alias = alias
-        self.vendor = vendor
-
-    def _send(self, signal: Any, record: Any = None, **extra: Any) -> None:
-        if not signal.receivers:
-            return
-        if record is not None:
-            extra["connection"] = HookConnection(record.connection, self.vendor, record)
-            extra["connection_record"] = record
-        signal.send(sender=self.wrapper_class, alias=self.alias, vendor=self.vendor, **extra)
-
-    def invalidated(self, pool: Any, record: Any, reason: str) -> None:
-        self._send(pool_invalidate, record, reason=reason)
-
-    def timed_out(self, pool: Any, waited: float, message: str) -> None:
-        if pool_timeout.receivers:
-            self._send(pool_timeout, waited=waited, message=message, stats=pool.get_stats())
-
-    def leaked(self, pool: Any, record: Any) -> None:
-        self._send(
-            pool_leak,
-            record,
-            checked_out_for=record.checked_out_for,
-            stack=record.checkout_stack,
-        )

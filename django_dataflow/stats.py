@@ -24,7 +24,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from django_dataflow.pool import registry
+from django_dataflow.pool.stats import PoolStats
+from django_dataflow.settings.engines import pooled_vendor
+from django_dataflow.settings.validation import resolve_pool_options
 
 # Capacities: what the pools may hold. The denominators of the guide's health checks.
 CAPACITY_KEYS = ("pool_size", "size", "overflow_max", "max_connections")
@@ -48,24 +53,10 @@ GAUGE_KEYS = (
 MAX_KEYS = ("maxwait", "wait_time_max")
 # Combined the same way when present (the publisher's windowed figure).
 MAXIMA = frozenset((*MAX_KEYS, "recent_wait_time_max"))
-# Monotonic counts since each pool was created. The engine may count more; unknown
-# counters pass through and add up too.
-COUNTER_KEYS = (
-    "checkouts",
-    "checkins",
-    "connections_created",
-    "connections_closed",
-    "connection_errors",
-    "recycled",
-    "invalidated",
-    "overflow_closed",
-    "pre_ping_failures",
-    "timeouts",
-    "waits",
-    "leaks",
-    "reclaimed_from_dead_threads",
-    "thread_reuses",
-)
+# Monotonic counts since each pool was created: those the pool counts on its hot path
+# (checkouts, checkins, thread reuses) and its PoolStats counters. Unknown counters
+# pass through and add up too.
+COUNTER_KEYS = ("checkouts", "checkins", *PoolStats.COUNTERS, "thread_reuses")
 
 
 class Capacity(int):
@@ -171,12 +162,6 @@ def get_pool_stats(using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
     Raises ``django.utils.connection.ConnectionDoesNotExist`` for an unknown alias and
     ValueError for an alias whose ENGINE is not one of ours.
     """
-    from django.db import connections
-
-    from django_dataflow.pool import registry
-    from django_dataflow.settings.engines import pooled_vendor
-    from django_dataflow.settings.validation import resolve_pool_options
-
     settings_dict = connections[using].settings_dict  # raises ConnectionDoesNotExist
     vendor = pooled_vendor(settings_dict.get("ENGINE", ""))
     if vendor is None:

@@ -1,4 +1,5 @@
-"""Test-session wiring: is the database server of this run reachable?
+"""Test-session wiring: which tests need no database server (the ``unit`` marker), and
+is the database server of this run reachable?
 
 In CI (the ``CI`` environment variable is set) an unreachable PostgreSQL or MariaDB
 fails the run. A developer without the server gets every database test skipped, with a
@@ -8,6 +9,7 @@ message saying which server was missing and how to start it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -48,6 +50,27 @@ def _server_error(vendor: str) -> str | None:
     return None
 
 
+# The tests that need no database server, by path under tests/ (a directory ends with
+# "/"). They get the ``unit`` marker: bin/test runs them once (``-m unit``), and the
+# per-vendor steps leave them out (``-m "not unit"``).
+UNIT_TESTS = (
+    "pool/",
+    "settings/",
+    "checks/test_settings_checks.py",
+    "monitoring/test_stats",
+    "docs/",
+    "benchmarks/",
+    "layout/",
+)
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_itemcollected(item):
+    path = item.path.resolve()
+    if path.is_relative_to(TESTS) and path.relative_to(TESTS).as_posix().startswith(UNIT_TESTS):
+        item.add_marker(pytest.mark.unit)
+
+
 def pytest_collection_modifyitems(config, items):
     vendor = getattr(settings, "DATABASE_VENDOR", "sqlite")
     error = _server_error(vendor)
@@ -68,6 +91,14 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def vendor() -> str:
     return settings.DATABASE_VENDOR
+
+
+@pytest.fixture
+def server_vendor(vendor: str) -> str:
+    """The vendor of this run, for a test that needs a database server: skipped on SQLite."""
+    if vendor == "sqlite":
+        pytest.skip("needs a database server (run with tests.settings.postgresql or .mysql)")
+    return vendor
 
 
 @pytest.fixture(autouse=True)

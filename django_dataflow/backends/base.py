@@ -35,90 +35,24 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.signals import connection_created
-from django.db.utils import DatabaseError, DatabaseErrorWrapper
+from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
 
 from django_dataflow import hooks
-from django_dataflow.backends import parking
+from django_dataflow.backends import events, parking
 from django_dataflow.backends.connector import DjangoConnector
+from django_dataflow.backends.lease import LastPool, Lease, pool_key, return_lease
 from django_dataflow.backends.parking import ParkingWrapperMixin
-from django_dataflow.backends.postgresql.server import identify_connection
-from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
-from django_dataflow.hooks import HookConnection
+from django_dataflow.backends.server import ServerQueries
+from django_dataflow.errors import PoolClosed, PoolTimeout
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
+from django_dataflow.settings.options import pool_arguments
 from django_dataflow.settings.validation import resolve_pool_options
 from django_dataflow.signals import pool_checkin, pool_checkout, pool_connect
 
 logger = logging.getLogger("django_dataflow.pool")
 
 NO_DB_ALIAS = "__no_db__"  # Django's alias for its maintenance connections
-
-
-class Lease:
-    """What a wrapper holds while it has a pooled connection checked out."""
-
-    __slots__ = ("hooked", "pool", "record", "token")
-
-    def __init__(self) -> None:
-        self.pool: ConnectionPool | None = None
-        self.record: Any = None
-        self.token = 0
-        # Checkout and checkin hooks were connected at the checkout: the checkin signal
-        # is sent only then, so that receivers see pairs (one connected mid-request
-        # gets no checkin for a checkout it never saw).
-        self.hooked = False
-
-    def clear(self) -> None:
-        self.pool = None
-        self.record = None
-        self.token = 0
-        self.hooked = False
-
-
-def _return_lease_of_collected_wrapper(lease: Lease) -> None:
-    # weakref.finalize callback: the wrapper was garbage-collected while holding a
-    # connection. Runs inside the garbage collector, so it must not take the pool's lock.
-    if lease.record is not None and lease.pool is not None and lease.pool.pid == os.getpid():
-        lease.pool.return_later(lease.record, lease.token)
-    lease.clear()
-
-
-def _signal_name(signal: Any) -> str:
-    from django_dataflow import signals
-
-    return next((name for name in signals.__all__ if getattr(signals, name) is signal), "?")
-
-
-def freeze(value: Any) -> Any:
-    """A hashable, order-independent form of (nested) connection parameters."""
-    if isinstance(value, dict):
-        return tuple(sorted((str(key), freeze(item)) for key, item in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(item) for item in value)
-    if isinstance(value, (set, frozenset)):
-        return frozenset(freeze(item) for item in value)
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
-
-
-class _LastPool:
-    """The pool a wrapper used last, and the state it was chosen for."""
-
-    __slots__ = ("pid", "pool", "settings", "timezone_name", "use_tz")
-
-    def __init__(self, wrapper: Any, pool: ConnectionPool) -> None:
-        self.pool = pool
-        self.pid = registry.process.pid
-        # One level deep is enough: Django's entries nest plain dicts (OPTIONS, TEST).
-        self.settings = {
-            key: dict(value) if isinstance(value, dict) else value
-            for key, value in wrapper.settings_dict.items()
-        }
-        self.use_tz = settings.USE_TZ
-        self.timezone_name = wrapper.timezone_name
 
 
 class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
@@ -135,6 +69,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
     """Mix in front of a Django ``DatabaseWrapper`` to pool its connections."""
 
     connector_class: type[DjangoConnector] = DjangoConnector
+    # What the rest of the package may ask this vendor's server (backends/server.py).
+    dataflow_server: ServerQueries = ServerQueries()
     # Connection parameters left out of the pool key: objects without a value equality
     # that are derived from what the key holds anyway (vendors name them).
     dataflow_params_not_in_key: frozenset[str] = frozenset()
@@ -162,8 +98,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         self._dataflow_constraints_off = False
         # The pool of the last checkout and what it was chosen for (see
         # _dataflow_unchanged_pool).
-        self._dataflow_last: _LastPool | None = None
-        finalizer = weakref.finalize(self, _return_lease_of_collected_wrapper, self._dataflow_lease)
+        self._dataflow_last: LastPool | None = None
+        finalizer = weakref.finalize(self, return_lease, self._dataflow_lease)
         finalizer.atexit = False
 
     # -- which connections are pooled ------------------------------------------------
@@ -215,7 +151,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
                 self.init_connection_state()
                 connection_created.send(sender=self.__class__, connection=self)
                 if pool_connect.receivers:
-                    self._dataflow_send(pool_connect, record)
+                    events.send(self, pool_connect, record)
                 record.setup_done = True
             else:
                 self._dataflow_restore_autocommit()
@@ -227,32 +163,13 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         self._dataflow_lease.hooked = bool(pool_checkout.receivers or pool_checkin.receivers)
         if pool_checkout.receivers:
             try:
-                self._dataflow_send(pool_checkout, record, connection_proxy=self)
+                events.send(self, pool_checkout, record, connection_proxy=self)
             except BaseException:
                 # Back to the pool (the reset there discards it if it is unusable).
                 self._dataflow_release()
                 self.connection = None
                 raise
         self.run_on_commit = []
-
-    def _dataflow_send(self, signal: Any, record: Any, **extra: Any) -> None:
-        """Send a lifecycle signal; a receiver's non-database error becomes HookError."""
-        try:
-            signal.send(
-                sender=self.__class__,
-                alias=self.alias,
-                vendor=self.vendor,
-                connection=HookConnection(record.connection, self.vendor, record),
-                connection_record=record,
-                **extra,
-            )
-        except (self.Database.Error, DatabaseError):
-            raise  # Django translates driver errors on the way out of connect()
-        except Exception as error:
-            raise HookError(
-                f"A receiver of django_dataflow.signals.{_signal_name(signal)} for database "
-                f"{self.alias!r} failed: {error!r}"
-            ) from error
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         if not self.dataflow_uses_pool():
@@ -320,15 +237,9 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
     def _dataflow_pool_for(self, conn_params: dict[str, Any]) -> ConnectionPool:
         # The options may have changed along with the settings entry.
         self.dataflow_options = resolve_pool_options(self.alias, self.vendor, self.settings_dict)
-        key_parts = (
-            {k: v for k, v in conn_params.items() if k not in self.dataflow_params_not_in_key},
-            self.dataflow_options,
-            self.settings_dict["OPTIONS"],
-            self.timezone_name,
-            settings.USE_TZ,
-        )
-        pool = registry.get_or_create_pool(self.alias, freeze(key_parts), self._dataflow_new_pool)
-        self._dataflow_last = _LastPool(self, pool)
+        key = pool_key(self, conn_params)
+        pool = registry.get_or_create_pool(self.alias, key, self._dataflow_new_pool)
+        self._dataflow_last = LastPool(self, pool)
         return pool
 
     def _dataflow_new_pool(self) -> ConnectionPool:
@@ -343,25 +254,15 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         template_params = template.get_connection_params()
         # Identify pooled connections to the server (application_name), unless the user
         # did. Not part of the pool key: it carries the pid.
-        template_params = identify_connection(self.vendor, self.alias, template_params)
+        template_params = self.dataflow_server.identify_connection(self.alias, template_params)
         open_physical = super(PooledDatabaseWrapperMixin, template).get_new_connection
         options = self.dataflow_options
         return ConnectionPool(
             self.connector_class(open_physical, template_params, options),
             name=self.alias,
-            pool_size=options["pool_size"],
-            max_overflow=options["pool_max_overflow"],
-            timeout=options["pool_timeout"],
-            recycle=options["pool_recycle"],
-            pre_ping=options["pool_pre_ping"],
-            pre_ping_bypass=options["pool_pre_ping_bypass"],
-            overflow_idle_timeout=options["pool_overflow_idle_timeout"],
-            leak_threshold=options.get("pool_leak_threshold"),
-            leak_action=options.get("pool_leak_action", "log"),
-            leak_check_interval=options.get("pool_leak_check_interval", 1.0),
-            events=hooks.SignalEvents(self.__class__, self.alias, self.vendor),
+            events=events.SignalEvents(self.__class__, self.alias),
             target=str(self.settings_dict["NAME"]),
-            thread_affinity=options["pool_thread_affinity"],
+            **pool_arguments(options),
         )
 
     # -- checkin -------------------------------------------------------------------------
@@ -456,7 +357,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
             return
         if discard_reason is None and hooked and pool_checkin.receivers:
             try:
-                self._dataflow_send(pool_checkin, record)
+                events.send(self, pool_checkin, record)
             except Exception:
                 logger.exception(
                     "A pool_checkin receiver for %r failed; the connection is discarded.",

@@ -3,17 +3,25 @@
 The pool engine calls a connector to open, check, reset and close connections. This base
 class opens them with the stock backend's ``get_new_connection`` on a private *template*
 wrapper (never a thread's own wrapper), so every driver option Django supports keeps
-working. Vendor subclasses add the cheap checks: ping, reset, is_disconnect.
+working. Vendor subclasses add the cheap checks: ping, reset, is_disconnect, and how a
+hook's ``connection.execute(sql)`` runs on their driver.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 from typing import Any
 
 logger = logging.getLogger("django_dataflow.pool")
+
+# The guide's hooks set application_name on every vendor; only PostgreSQL has it.
+# Elsewhere the statement is kept in the connection record's info instead of failing.
+SET_APPLICATION_NAME = re.compile(
+    r"^\s*SET\s+application_name\s*(?:=|TO)\s*'(?P<name>[^']*)'\s*;?\s*$", re.IGNORECASE
+)
 
 
 def socket_has_news(raw: Any) -> bool:
@@ -37,6 +45,9 @@ def socket_has_news(raw: Any) -> bool:
 
 
 class DjangoConnector:
+    # Does the server know application_name (see SET_APPLICATION_NAME)?
+    has_application_name = False
+
     def __init__(
         self,
         open_physical_connection: Any,
@@ -86,6 +97,24 @@ class DjangoConnector:
     def is_disconnect(self, error: BaseException, connection: Any) -> bool:
         """Did ``error`` (raised while using ``connection``) mean the connection is gone?"""
         return False
+
+    @classmethod
+    def hook_execute(cls, connection: Any, record: Any, sql: str, params: Any = None) -> Any:
+        """Run one statement of a lifecycle hook (``HookConnection.execute``); return
+        the driver's cursor, or None for a statement kept in ``record.info``."""
+        if not cls.has_application_name:
+            match = SET_APPLICATION_NAME.match(sql)
+            if match:
+                record.info["application_name"] = match.group("name")
+                return None
+        return cls.driver_execute(connection, sql, params)
+
+    @staticmethod
+    def driver_execute(connection: Any, sql: str, params: Any) -> Any:
+        """``connection.execute``, on drivers whose connections have it."""
+        if params is None:
+            return connection.execute(sql)
+        return connection.execute(sql, params)
 
     def forget_after_fork(self, connection: Any) -> None:
         """Point the inherited socket at /dev/null in the child, so that whatever the

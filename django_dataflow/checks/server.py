@@ -6,7 +6,7 @@ vendor's server is the backend's business (``backends/<vendor>/server.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 
 from django_dataflow import conf
+from django_dataflow.backends.server import wrapper_queries
 from django_dataflow.settings.engines import DEFAULT_PORTS, pooled_entries
 from django_dataflow.settings.validation import inspect_pool_options
 
@@ -41,11 +42,12 @@ def check_server_limits(
     entries = {}
     for alias, vendor, settings_dict in pooled_entries(settings.DATABASES):
         inspection = inspect_pool_options(alias, vendor, settings_dict)
-        if not inspection.errors and vendor != "sqlite":
+        # Only vendors with a server (a default port) have limits to ask about.
+        if not inspection.errors and vendor in DEFAULT_PORTS:
             entries[alias] = (vendor, settings_dict, inspection.options)
     messages: list[CheckMessage] = []
     for alias in databases:
-        if alias in entries and entries[alias][0] == "mysql":
+        if alias in entries:
             messages.extend(recycle_messages(alias, entries[alias][2], connections[alias]))
     try:
         workers, source = conf.worker_processes()
@@ -73,16 +75,16 @@ def _server_groups(entries: dict[str, tuple[str, dict, dict]]) -> dict[tuple, li
     return groups
 
 
-def _ask(wrapper: Any, sql: str) -> list[tuple] | None:
-    """Rows of ``sql`` on ``wrapper``'s server, or None if it cannot be reached. A
-    connection opened for the question goes straight back to its pool."""
+def _ask(wrapper: Any, question: Callable[[Any], Any]) -> Any:
+    """``question(cursor)`` on ``wrapper``'s server (a method of its server queries), or
+    None if it cannot be reached. A connection opened for the question goes straight
+    back to its pool."""
     # From the instance: reading the attribute would take a parked connection back,
     # and it would then stay checked out after the question.
     opened = wrapper.__dict__.get("connection") is None
     try:
         with wrapper.cursor() as cursor:
-            cursor.execute(sql)
-            return list(cursor.fetchall())
+            return question(cursor)
     except DatabaseError:
         return None
     finally:
@@ -93,10 +95,12 @@ def _ask(wrapper: Any, sql: str) -> list[tuple] | None:
 def recycle_messages(alias: str, options: dict[str, Any], wrapper: Any) -> list[CheckMessage]:
     """dataflow.W003: MySQL/MariaDB closes a session idle for wait_timeout seconds; a
     pool that keeps connections longer lends out dead ones."""
-    rows = _ask(wrapper, "SELECT @@SESSION.wait_timeout")
-    if not rows:
+    queries = wrapper_queries(wrapper)
+    if not queries.closes_idle_sessions:
         return []
-    wait_timeout = int(rows[0][0])
+    wait_timeout = _ask(wrapper, queries.idle_session_timeout)
+    if wait_timeout is None:
+        return []
     recycle = options["pool_recycle"]
     if recycle and recycle < wait_timeout:
         return []
@@ -118,23 +122,7 @@ def recycle_messages(alias: str, options: dict[str, Any], wrapper: Any) -> list[
 
 def server_connection_limit(wrapper: Any) -> tuple[int, str] | None:
     """(connections the server accepts from ordinary roles, how that was computed)."""
-    if wrapper.vendor == "postgresql":
-        rows = _ask(
-            wrapper,
-            "SELECT name, setting FROM pg_settings WHERE name IN "
-            "('max_connections', 'superuser_reserved_connections', 'reserved_connections')",
-        )
-        if not rows:
-            return None
-        values = {name: int(setting) for name, setting in rows}
-        limit = values["max_connections"]
-        reserved = values.get("superuser_reserved_connections", 0)
-        reserved += values.get("reserved_connections", 0)
-        return limit - reserved, f"max_connections {limit} - {reserved} reserved"
-    rows = _ask(wrapper, "SELECT @@GLOBAL.max_connections")
-    if not rows:
-        return None
-    return int(rows[0][0]), f"max_connections {int(rows[0][0])}"
+    return _ask(wrapper, wrapper_queries(wrapper).connection_limit)
 
 
 def budget_messages(

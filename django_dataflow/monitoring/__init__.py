@@ -7,9 +7,14 @@ another process, so statistics travel through small files:
   now and then (a background thread, fork-safe, removed at exit);
 * ``store``: the directory of snapshots (private to the app's user), atomic writes,
   pruning of dead processes, and the counters of processes that exited;
-* ``aggregate``: snapshots → statistics per alias and per process;
-* ``health``: the guide's thresholds; ``server``: the database's own view of its
-  sessions; ``prometheus``, ``views``, ``healthcheck``: ways to expose all of it.
+* ``aggregate``: snapshots → statistics per alias and per process (``collect()``);
+* ``health``: the guide's thresholds, applied to every process's pools;
+* ``server``: the database's own view of its sessions (``pool_stats --server``);
+  ``pgbouncer``: the same for PgBouncer's admin console (its ``SHOW POOLS``);
+* ``render``: the pools' table of ``pool_stats``; ``text``: the column and duration
+  formatting every table shares;
+* ``prometheus``, ``views``, ``healthcheck``: ways to expose all of it (metrics, HTTP,
+  django-health-check).
 
 See docs/monitoring.md.
 """

@@ -16,6 +16,7 @@ from typing import Any
 
 from django_dataflow import conf
 from django_dataflow.monitoring import store
+from django_dataflow.monitoring.publisher import publisher
 from django_dataflow.stats import combine
 
 # Snapshot entries that describe a pool rather than count anything.
@@ -84,8 +85,6 @@ def collect(
     except OSError as problem:
         error = str(problem)
     if include_self:
-        from django_dataflow.monitoring.publisher import publisher
-
         # Our own snapshot is replaced by a live build. Matched by instance, not pid: a
         # process of another pid namespace sharing the directory may have our pid.
         own = publisher.build()

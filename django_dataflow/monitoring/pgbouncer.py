@@ -20,13 +20,17 @@ this way::
 
 The console speaks only the simple query protocol and knows only its SHOW commands, so
 it is asked on a plain psycopg connection in autocommit mode (no Django session setup),
-with the alias's connection parameters and a 5 s connect timeout.
+with the alias's connection parameters and a 5 s connect timeout. A ``PgBouncerView``
+prints itself (``table()``, ``to_json()``), as the database's ``ServerView`` does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from django_dataflow.monitoring import text
+from django_dataflow.monitoring.server import ServerUnavailable, stock_wrapper
 
 ADMIN_DATABASE = "pgbouncer"
 POOL_FIELDS = (
@@ -54,6 +58,35 @@ class PgBouncerView:
     config: dict[str, str] = field(default_factory=dict)
     vendor: str = "pgbouncer"
 
+    def table(self) -> str:
+        """The ``--server`` table: PgBouncer's settings, then ``SHOW POOLS``."""
+        settings = ", ".join(
+            f"{key} {self.config[key]}" for key in CONFIG_KEYS if key in self.config
+        )
+        header = f"{self.version} at {self.address} (alias {self.alias!r}): {settings}"
+        if not self.pools:
+            return f"{header}\n\nNo pools: no client has connected through PgBouncer yet."
+        rows = [
+            [
+                *(pool[key] for key in POOL_FIELDS if key not in ("maxwait", "pool_mode")),
+                text.seconds(pool["maxwait"]),
+                pool["pool_mode"],
+            ]
+            for pool in self.pools
+        ]
+        headers = [key.upper() for key in POOL_FIELDS]
+        return f"{header}\n\n{text.table(headers, rows, align='ll' + 'r' * 8 + 'l')}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--server`` part of ``pool_stats --format json`` for this console."""
+        return {
+            "vendor": "pgbouncer",
+            "address": self.address,
+            "version": self.version,
+            "config": self.config,
+            "pools": self.pools,
+        }
+
 
 def is_admin_console(settings_dict: dict[str, Any]) -> bool:
     return str(settings_dict.get("NAME") or "") == ADMIN_DATABASE
@@ -61,9 +94,7 @@ def is_admin_console(settings_dict: dict[str, Any]) -> bool:
 
 def console_view(alias: str) -> PgBouncerView:
     """Ask PgBouncer's admin console behind ``alias``. Raises ServerUnavailable."""
-    import psycopg
-
-    from django_dataflow.monitoring.server import ServerUnavailable, stock_wrapper
+    import psycopg  # the console is PostgreSQL-only: a MySQL-only install has no psycopg
 
     wrapper = stock_wrapper(alias)
     params = wrapper.get_connection_params()
@@ -91,32 +122,3 @@ def console_view(alias: str) -> PgBouncerView:
         pools.append(pool)
     pools.sort(key=lambda pool: (str(pool["database"]), str(pool["user"])))
     return PgBouncerView(alias, address, version, pools, config)
-
-
-def console_table(view: PgBouncerView) -> str:
-    from django_dataflow.monitoring.render import seconds, table
-
-    settings = ", ".join(f"{key} {view.config[key]}" for key in CONFIG_KEYS if key in view.config)
-    header = f"{view.version} at {view.address} (alias {view.alias!r}): {settings}"
-    if not view.pools:
-        return f"{header}\n\nNo pools: no client has connected through PgBouncer yet."
-    rows = [
-        [
-            *(pool[key] for key in POOL_FIELDS if key not in ("maxwait", "pool_mode")),
-            seconds(pool["maxwait"]),
-            pool["pool_mode"],
-        ]
-        for pool in view.pools
-    ]
-    headers = [key.upper() for key in POOL_FIELDS]
-    return f"{header}\n\n{table(headers, rows, align='ll' + 'r' * 8 + 'l')}"
-
-
-def console_json(view: PgBouncerView) -> dict[str, Any]:
-    return {
-        "vendor": "pgbouncer",
-        "address": view.address,
-        "version": view.version,
-        "config": view.config,
-        "pools": view.pools,
-    }

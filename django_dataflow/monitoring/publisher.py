@@ -29,11 +29,14 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.signals import request_started
 
 from django_dataflow import conf
+from django_dataflow.backends.server import wrapper_queries
 from django_dataflow.monitoring import store
 from django_dataflow.pool import registry
+from django_dataflow.settings.engines import pooled_vendor
 from django_dataflow.signals import pool_connect
 from django_dataflow.stats import combine, from_engine
 
@@ -44,16 +47,6 @@ logger = logging.getLogger("django_dataflow.monitoring")
 SERVER_SESSION = "dataflow.server_session"
 # How far back "recent" goes for the health check's wait-time threshold.
 RECENT_WINDOW = 60.0
-
-
-def pool_records(pool: Any) -> list[Any]:
-    """Every connection record of ``pool`` (idle and checked out)."""
-    records = getattr(pool, "records", None)
-    if callable(records):
-        return list(records())
-    # Until the engine offers records(): its bookkeeping, read under its lock.
-    with pool._lock:
-        return [*pool._idle, *pool._out]
 
 
 class _RecentWaits:
@@ -187,10 +180,6 @@ class Publisher:
 
     def build(self) -> dict[str, Any]:
         """This process's snapshot: the statistics of its pools, per alias."""
-        from django.conf import settings
-
-        from django_dataflow.settings.engines import pooled_vendor
-
         by_alias: dict[str, list[Any]] = defaultdict(list)
         for pool in registry.all_pools():
             by_alias[pool.name].append(pool)
@@ -210,7 +199,7 @@ class Publisher:
                     record.info.get("application_name"),
                 ]
                 for pool in alias_pools
-                for record in pool_records(pool)
+                for record in pool.records()
                 if record.info.get(SERVER_SESSION) is not None
             ]
             pools[alias] = stats
@@ -296,16 +285,11 @@ def _remember_server_session(sender: Any, vendor: str, connection: Any, **kwargs
     record = kwargs.get("connection_record")
     raw = getattr(connection, "dbapi_connection", connection)
     try:
-        if vendor == "postgresql":
-            session = raw.info.backend_pid
-        elif vendor == "mysql":
-            session = raw.thread_id()
-        else:
-            return
+        session = wrapper_queries(sender).session_id(raw)
     except Exception:  # monitoring must never break a connection
         logger.debug("Could not read the server session id.", exc_info=True)
         return
-    if record is not None:
+    if session is not None and record is not None:
         record.info[SERVER_SESSION] = session
 
 

@@ -1,15 +1,16 @@
-"""Text tables for ``manage.py pool_stats``, in PgBouncer's ``SHOW POOLS`` vocabulary.
+"""The pools' table of ``manage.py pool_stats``, in PgBouncer's ``SHOW POOLS`` vocabulary.
 
-One row per alias (all processes added up), then one indented row per process.
+One row per alias (all processes added up), then one indented row per process; and,
+when no process has published anything, a message that says why that may be. The
+``--server`` tables belong to their views (``server``, ``pgbouncer``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django_dataflow.monitoring.aggregate import Report, iso
-from django_dataflow.monitoring.server import ServerView
+from django_dataflow.monitoring.text import seconds, table
 from django_dataflow.stats import usage
 
 POOL_COLUMNS = (
@@ -31,27 +32,6 @@ POOL_COLUMNS = (
     "ERRORS",
     "LEAKS",
 )
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
-    """Columns padded to their widest cell. ``align`` has an ``l`` or ``r`` per column;
-    by default the first column is left-aligned and the others right-aligned."""
-    align = align or "l" + "r" * (len(headers) - 1)
-    cells = [list(headers), *[[str(cell) for cell in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        parts = [
-            cell.ljust(width) if side == "l" else cell.rjust(width)
-            for cell, width, side in zip(row, widths, align, strict=True)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
-def seconds(value: Any) -> str:
-    value = float(value or 0.0)
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
 
 
 def _pool_row(label: str, stats: dict[str, Any]) -> list[Any]:
@@ -116,40 +96,3 @@ def report_table(report: Report) -> str:
         f"(from {report.directory})"
     )
     return f"{header}\n\n{table(POOL_COLUMNS, rows)}"
-
-
-def server_table(view: ServerView) -> str:
-    if view.vendor == "pgbouncer":  # pool_stats --server on PgBouncer's admin console
-        from django_dataflow.monitoring.pgbouncer import console_table
-
-        return console_table(view)
-    header = (
-        f"Server sessions on {view.vendor} database {view.database!r} (alias {view.alias!r}): "
-        f"max_connections {view.max_connections}"
-        + (f", {view.reserved} reserved for superusers" if view.reserved else "")
-        + f", {view.in_use} in use on the server, headroom {view.headroom}"
-    )
-    if not view.groups:
-        body = "No other sessions on this database."
-    else:
-        rows = []
-        for group in view.groups:
-            states = ", ".join(
-                f"{count} {state}"
-                + (f" (longest {seconds(group.longest[state])})" if state in group.longest else "")
-                for state, count in sorted(group.states.items())
-            )
-            rows.append(
-                [
-                    group.application or "(none)",
-                    group.alias or "-",
-                    group.pid or "-",
-                    group.client,
-                    group.sessions,
-                    states,
-                ]
-            )
-        headers = ("APPLICATION", "ALIAS", "PID", "CLIENT", "SESSIONS", "STATES")
-        body = table(headers, rows, align="llrlrl")
-    notes = "".join(f"\nNote: {note}." for note in view.notes)
-    return f"{header}\n\n{body}{notes}"

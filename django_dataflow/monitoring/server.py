@@ -14,7 +14,9 @@ A pooled session is recognised, in this order, by:
 3. MySQL's ``_pid`` connection attribute, where performance_schema is on.
 
 The query runs on a separate, unpooled connection (Django's stock backend with the same
-settings), which is left out of the groups.
+settings), which is left out of the groups. A ``ServerView`` prints itself as the
+``--server`` table (``table()``) and JSON (``to_json()``); PgBouncer's admin console has
+a view of its own with the same two methods (``pgbouncer``).
 """
 
 from __future__ import annotations
@@ -24,33 +26,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django_dataflow import conf
-from django_dataflow.monitoring.aggregate import Report
+from django.db import Error
 
-STOCK_ENGINES = {"postgresql": "django.db.backends.postgresql", "mysql": "django.db.backends.mysql"}
+from django_dataflow import conf
+from django_dataflow.backends.server import ServerSession, vendor_queries, wrapper_queries
+from django_dataflow.monitoring import text
+from django_dataflow.monitoring.aggregate import Report
+from django_dataflow.settings.engines import BY_VENDOR
+
 IDENTITY = re.compile(r"^(?P<prefix>.*):(?P<alias>[^:]*):(?P<pid>\d+)$")
 CONNECT_TIMEOUT = 5
-
-PG_SESSIONS = """
-    SELECT pid, usename, application_name, COALESCE(host(client_addr), 'local'), state,
-           EXTRACT(EPOCH FROM (clock_timestamp() - state_change))::float
-    FROM pg_stat_activity
-    WHERE datname = %s AND backend_type = 'client backend' AND pid <> pg_backend_pid()
-"""
-PG_SERVER = """
-    SELECT current_setting('max_connections')::int,
-           current_setting('superuser_reserved_connections')::int,
-           (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')
-"""
-MYSQL_SESSIONS = """
-    SELECT ID, USER, HOST, COMMAND, TIME FROM information_schema.PROCESSLIST
-    WHERE DB = %s AND ID <> CONNECTION_ID()
-"""
-MYSQL_TRANSACTIONS = "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX"
-MYSQL_ATTRIBUTES = """
-    SELECT PROCESSLIST_ID, ATTR_NAME, ATTR_VALUE FROM performance_schema.session_connect_attrs
-    WHERE ATTR_NAME IN ('_pid', 'program_name')
-"""
 
 
 class ServerUnavailable(Exception):
@@ -75,6 +60,14 @@ class SessionGroup:
         if seconds is not None:
             self.longest[state] = max(self.longest.get(state, 0.0), float(seconds))
 
+    def describe_states(self) -> str:
+        """``"2 active (longest 250ms), 1 idle"``: each state, its count, its longest."""
+        return ", ".join(
+            f"{count} {state}"
+            + (f" (longest {text.seconds(self.longest[state])})" if state in self.longest else "")
+            for state, count in sorted(self.states.items())
+        )
+
 
 @dataclass
 class ServerView:
@@ -90,6 +83,57 @@ class ServerView:
     @property
     def headroom(self) -> int:
         return self.max_connections - self.reserved - self.in_use
+
+    def table(self) -> str:
+        """The ``--server`` table: one row per application and client process."""
+        header = (
+            f"Server sessions on {self.vendor} database {self.database!r} "
+            f"(alias {self.alias!r}): max_connections {self.max_connections}"
+            + (f", {self.reserved} reserved for superusers" if self.reserved else "")
+            + f", {self.in_use} in use on the server, headroom {self.headroom}"
+        )
+        if not self.groups:
+            body = "No other sessions on this database."
+        else:
+            rows = [
+                [
+                    group.application or "(none)",
+                    group.alias or "-",
+                    group.pid or "-",
+                    group.client,
+                    group.sessions,
+                    group.describe_states(),
+                ]
+                for group in self.groups
+            ]
+            headers = ("APPLICATION", "ALIAS", "PID", "CLIENT", "SESSIONS", "STATES")
+            body = text.table(headers, rows, align="llrlrl")
+        notes = "".join(f"\nNote: {note}." for note in self.notes)
+        return f"{header}\n\n{body}{notes}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--server`` part of ``pool_stats --format json`` for this server."""
+        return {
+            "vendor": self.vendor,
+            "database": self.database,
+            "max_connections": self.max_connections,
+            "reserved_connections": self.reserved,
+            "in_use": self.in_use,
+            "headroom": self.headroom,
+            "notes": self.notes,
+            "groups": [
+                {
+                    "application": group.application,
+                    "alias": group.alias,
+                    "pid": group.pid,
+                    "client": group.client,
+                    "sessions": group.sessions,
+                    "states": dict(group.states),
+                    "longest_seconds": {k: round(v, 3) for k, v in group.longest.items()},
+                }
+                for group in self.groups
+            ],
+        }
 
 
 def _published_sessions(report: Report) -> dict[Any, tuple[str, int, str | None]]:
@@ -108,38 +152,39 @@ def stock_wrapper(alias: str) -> Any:
     from django.db.utils import load_backend
 
     pooled = connections[alias]
-    engine = STOCK_ENGINES.get(pooled.vendor)
-    if engine is None:
+    engine = BY_VENDOR.get(pooled.vendor)
+    if engine is None or not vendor_queries(pooled.vendor).has_server:
         raise ServerUnavailable(f"{pooled.vendor} has no server-side view of connections.")
-    settings_dict = {**pooled.settings_dict, "ENGINE": engine}
+    settings_dict = {**pooled.settings_dict, "ENGINE": engine.stock_path}
     options = dict(settings_dict.get("OPTIONS") or {})
     options.setdefault("connect_timeout", CONNECT_TIMEOUT)
     settings_dict["OPTIONS"] = options
-    return load_backend(engine).DatabaseWrapper(settings_dict, alias)
+    return load_backend(engine.stock_path).DatabaseWrapper(settings_dict, alias)
 
 
-def server_view(alias: str, report: Report) -> Any:
-    """Query the server of ``alias`` (a ServerView; a PgBouncerView when ``alias`` leads
-    to PgBouncer's admin console). Raises ServerUnavailable."""
-    from django.db import Error, connections
-
-    from django_dataflow.monitoring import pgbouncer
-
-    if pgbouncer.is_admin_console(connections[alias].settings_dict):
-        return pgbouncer.console_view(alias)
+def server_view(alias: str, report: Report) -> ServerView:
+    """Query the database server of ``alias``. Raises ServerUnavailable."""
     wrapper = stock_wrapper(alias)
     database = str(wrapper.settings_dict["NAME"])
     try:
         with wrapper.cursor() as cursor:
-            if wrapper.vendor == "postgresql":
-                return _postgresql(alias, database, cursor, report)
-            return _mysql(alias, database, cursor, report)
+            listing = wrapper_queries(wrapper).sessions(cursor, database)
     except Error as error:
         raise ServerUnavailable(
             f"Could not query the {wrapper.vendor} server of {alias!r}: {error}".strip()
         ) from error
     finally:
         wrapper.close()
+    return ServerView(
+        alias,
+        wrapper.vendor,
+        database,
+        listing.max_connections,
+        listing.reserved,
+        listing.in_use,
+        _grouped(listing.sessions, report),
+        listing.notes,
+    )
 
 
 def _group(groups: dict[tuple, SessionGroup], application: str, alias, pid, client) -> SessionGroup:
@@ -157,70 +202,31 @@ def _ours(prefix: str | None, application: str) -> tuple[str, int] | None:
     return None
 
 
-def _postgresql(alias: str, database: str, cursor: Any, report: Report) -> ServerView:
+def _grouped(sessions: list[ServerSession], report: Report) -> list[SessionGroup]:
+    """The sessions grouped by application and client process; pooled ones by their
+    alias and process too."""
     published = _published_sessions(report)
     prefix = conf.application_name_prefix()
-    cursor.execute(PG_SESSIONS, [database])
     groups: dict[tuple, SessionGroup] = {}
-    for session, user, application, client, state, seconds in cursor.fetchall():
-        owner = published.get(session)
+    for session in sessions:
+        owner = published.get(session.id)
+        client = session.client
         if owner is not None:
-            group = _group(groups, application or "", owner[0], owner[1], client)
-        elif (identified := _ours(prefix, application)) is not None:
-            group = _group(groups, application, identified[0], identified[1], client)
-        else:
-            group = _group(groups, application or f"({user})", None, None, client)
-        group.add(state or "unknown (no privilege)", seconds)
-    cursor.execute(PG_SERVER)
-    max_connections, reserved, in_use = cursor.fetchone()
-    return ServerView(
-        alias, "postgresql", database, max_connections, reserved, in_use, _sorted(groups)
-    )
-
-
-def _mysql(alias: str, database: str, cursor: Any, report: Report) -> ServerView:
-    published = _published_sessions(report)
-    prefix = conf.application_name_prefix() or "django-dataflow"
-    notes = []
-    in_transaction: set[int] = set()
-    try:
-        cursor.execute(MYSQL_TRANSACTIONS)
-        in_transaction = {row[0] for row in cursor.fetchall()}
-    except Exception:
-        notes.append("idle in transaction is not told apart (needs the PROCESS privilege)")
-    attributes: dict[int, dict[str, str]] = {}
-    try:
-        cursor.execute(MYSQL_ATTRIBUTES)
-        for session, name, value in cursor.fetchall():
-            attributes.setdefault(session, {})[name] = value
-    except Exception:
-        pass  # performance_schema off (MariaDB's default): published ids only
-    cursor.execute(MYSQL_SESSIONS, [database])
-    groups: dict[tuple, SessionGroup] = {}
-    for session, user, host, command, seconds in cursor.fetchall():
-        client = (host or "").rsplit(":", 1)[0] or "local"
-        if command == "Sleep":
-            state = "idle in transaction" if session in in_transaction else "idle"
-        elif command in ("Query", "Execute", "Fetch", "Prepare", "Long Data"):
-            state = "active"
-        else:
-            state = str(command).lower()
-        owner = published.get(session)
-        attrs = attributes.get(session, {})
-        if owner is not None:
-            application = owner[2] or f"{prefix}:{owner[0]}:{owner[1]}"
+            # The name the session gave itself; where it cannot give one, the name a
+            # hook set, else the one it would have had.
+            application = session.application
+            if application is None:
+                application = owner[2] or f"{prefix or 'django-dataflow'}:{owner[0]}:{owner[1]}"
             group = _group(groups, application, owner[0], owner[1], client)
-        elif "_pid" in attrs and attrs["_pid"].isdigit():
-            application = attrs.get("program_name") or f"{user}@{client}"
-            group = _group(groups, application, None, int(attrs["_pid"]), client)
+        elif (identified := _ours(prefix, session.application or "")) is not None:
+            group = _group(groups, session.application, identified[0], identified[1], client)
+        elif session.client_pid is not None:
+            application = session.program or session.label
+            group = _group(groups, application, None, session.client_pid, client)
         else:
-            group = _group(groups, f"{user}@{client}", None, None, client)
-        group.add(state, seconds)
-    cursor.execute("SELECT @@max_connections")
-    max_connections = int(cursor.fetchone()[0])
-    cursor.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
-    in_use = int(cursor.fetchone()[1])
-    return ServerView(alias, "mysql", database, max_connections, 0, in_use, _sorted(groups), notes)
+            group = _group(groups, session.label, None, None, client)
+        group.add(session.state, session.seconds)
+    return _sorted(groups)
 
 
 def _sorted(groups: dict[tuple, SessionGroup]) -> list[SessionGroup]:
@@ -228,31 +234,3 @@ def _sorted(groups: dict[tuple, SessionGroup]) -> list[SessionGroup]:
         groups.values(),
         key=lambda g: (g.alias is None, g.alias or "", g.application, g.pid or 0, g.client),
     )
-
-
-def view_to_json(view: Any) -> dict[str, Any]:
-    if view.vendor == "pgbouncer":
-        from django_dataflow.monitoring.pgbouncer import console_json
-
-        return console_json(view)
-    return {
-        "vendor": view.vendor,
-        "database": view.database,
-        "max_connections": view.max_connections,
-        "reserved_connections": view.reserved,
-        "in_use": view.in_use,
-        "headroom": view.headroom,
-        "notes": view.notes,
-        "groups": [
-            {
-                "application": group.application,
-                "alias": group.alias,
-                "pid": group.pid,
-                "client": group.client,
-                "sessions": group.sessions,
-                "states": dict(group.states),
-                "longest_seconds": {k: round(v, 3) for k, v in group.longest.items()},
-            }
-            for group in view.groups
-        ],
-    }

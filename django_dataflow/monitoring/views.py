@@ -20,6 +20,13 @@ from django_dataflow import conf
 from django_dataflow.monitoring import health
 from django_dataflow.monitoring.aggregate import collect, report_to_json
 
+try:  # prometheus_client is optional: without it, the Prometheus text answers 501
+    from django_dataflow.monitoring import prometheus
+except ImportError as missing:
+    prometheus_missing: str | None = str(missing)
+else:
+    prometheus_missing = None
+
 PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")
 
 
@@ -63,11 +70,11 @@ def _stats(request: HttpRequest, default: str) -> HttpResponse:
     alias = request.GET.get("database") or None
     report = collect(alias=alias)
     if _wants_prometheus(request, default):
-        try:
-            from django_dataflow.monitoring.prometheus import CONTENT_TYPE_LATEST, exposition
-        except ImportError as error:
-            return JsonResponse({"error": str(error)}, status=501)
-        return HttpResponse(exposition(report), content_type=CONTENT_TYPE_LATEST)
+        if prometheus_missing is not None:
+            return JsonResponse({"error": prometheus_missing}, status=501)
+        return HttpResponse(
+            prometheus.exposition(report), content_type=prometheus.CONTENT_TYPE_LATEST
+        )
     return JsonResponse(report_to_json(report), json_dumps_params={"indent": 2})
 
 

@@ -13,14 +13,15 @@ import threading
 import time
 from typing import Any
 
+from django_dataflow.pool.base import PoolState
 from django_dataflow.pool.record import ConnectionRecord
 from django_dataflow.pool.waiting import POOL_CLOSED
 
 logger = logging.getLogger("django_dataflow.pool")
 
 
-class HousekeepingMixin:
-    """The housekeeping half of ConnectionPool (which provides the attributes used here)."""
+class HousekeepingMixin(PoolState):
+    """The housekeeping part of ConnectionPool."""
 
     # -- dead borrowers ------------------------------------------------------------------
 
@@ -96,9 +97,7 @@ class HousekeepingMixin:
             return
         with self._lock:
             for record in list(self._idle):
-                if record.invalidated or (
-                    record.recycle_at is not None and now >= record.recycle_at
-                ):
+                if record.invalidated or now >= record.recycle_deadline:
                     self._idle.remove(record)
                     expired.append((record, record.invalidated or "recycle"))
             while (
@@ -117,6 +116,33 @@ class HousekeepingMixin:
             self._return_abandoned(abandoned)
         for record in leaked:
             self.leaks.report(self, record, now)
+
+    def _expire_parked(self, now: float, expired: list[tuple[ConnectionRecord, str]]) -> None:
+        """Under the lock (housekeeping): close parked connections that expired or idled
+        too long as overflow; make those of ended threads plain idle ones."""
+        for lease, record in tuple(self._parked.items()):
+            if record.invalidated is not None:
+                reason = record.invalidated
+            elif now >= record.recycle_deadline:
+                reason = "recycle"
+            elif (
+                self._total - len(expired) > self.pool_size
+                and now - record.idle_since >= self.overflow_idle_timeout
+            ):
+                reason = "overflow_idle"
+            elif record.holder is not None and not record.holder.is_alive():
+                reason = ""
+            else:
+                continue
+            if self._parked.pop(lease, None) is not record:
+                continue  # its holder took it back meanwhile
+            self._end_lease(record)
+            if reason:
+                expired.append((record, reason))
+            elif self._waiters:
+                self._lend_to_oldest_waiter(record, now)
+            else:
+                self._idle.appendleft(record)  # idle since it was parked: at the old end
 
     def close(self) -> None:
         """Close idle connections, and those of threads that ended, now, and the others

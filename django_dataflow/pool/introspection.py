@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django_dataflow.pool.base import PoolState
 from django_dataflow.pool.record import ConnectionRecord
 
 
-class IntrospectionMixin:
-    """The read-only half of ConnectionPool (which provides the attributes used here)."""
+class IntrospectionMixin(PoolState):
+    """The read-only part of ConnectionPool."""
 
     @property
     def closed(self) -> bool:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django_dataflow.pool.record import ConnectionRecord
+
+if TYPE_CHECKING:
+    from django_dataflow.pool.base import PoolState
 
 logger = logging.getLogger("django_dataflow.pool")
 
@@ -51,7 +54,7 @@ class LeakDetector:
             record.leak_reported = True
         return leaked
 
-    def report(self, pool: Any, record: ConnectionRecord, now: float) -> None:
+    def report(self, pool: PoolState, record: ConnectionRecord, now: float) -> None:
         """Log the leak, mark the connection for disposal if asked, tell the listener."""
         holder = record.holder.name if record.holder is not None else "(shared)"
         recycle = self.action == "log_and_recycle"
@@ -73,7 +76,7 @@ class LeakDetector:
             except Exception:
                 logger.exception("A pool_leak receiver of %r failed.", pool.name)
 
-    def report_return(self, pool: Any, record: ConnectionRecord, now: float) -> None:
+    def report_return(self, pool: PoolState, record: ConnectionRecord, now: float) -> None:
         """A connection reported as leaked came back: say so, once."""
         logger.warning(
             "A connection of %r reported as leaked came back after %.1fs.",

@@ -37,8 +37,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
+from django_dataflow.pool.base import PoolState
 from django_dataflow.pool.record import ConnectionRecord
 from django_dataflow.pool.waiting import ConnectFailed
 
@@ -49,10 +49,10 @@ logger = logging.getLogger("django_dataflow.pool")
 SLOW_START_SHARE = 4
 
 
-class OpeningMixin:
-    """The background-opening half of ConnectionPool (which provides the attributes)."""
+class OpeningMixin(PoolState):
+    """The background-opening part of ConnectionPool."""
 
-    def _serve_queue(self: Any) -> int:
+    def _serve_queue(self) -> int:
         """Under the lock: what the waiting queue needs now. Reserve slots for openers (no
         more openers than waiters, at most ``max_opening`` or a quarter of the open
         connections at once, within the limit) and return how many to start; at the
@@ -72,7 +72,7 @@ class OpeningMixin:
             self._hand_parked_to_waiters(beyond=self._opening)
         return started
 
-    def _fail_waiters(self: Any, failure: Any) -> None:
+    def _fail_waiters(self, failure: ConnectFailed) -> None:
         """Under the lock: a connect failed. The oldest waiter gets its error at once.
         With nothing open (nothing can come back), so does every waiting request: the
         next attempt would most likely fail the same way, and against a server that
@@ -86,14 +86,14 @@ class OpeningMixin:
             if not everyone:
                 return
 
-    def _start_openers(self: Any, count: int) -> None:
+    def _start_openers(self, count: int) -> None:
         # Outside the lock: one thread per reserved slot.
         for _ in range(count):
             threading.Thread(
                 target=self._open_for_waiters, name=f"dataflow-open-{self.name}", daemon=True
             ).start()
 
-    def _open_for_waiters(self: Any) -> None:
+    def _open_for_waiters(self) -> None:
         """An opener thread: open a connection (its slot is reserved), give it to the
         oldest waiter, and go on while the queue needs more.
 
@@ -107,7 +107,7 @@ class OpeningMixin:
             if more > 1:
                 self._start_openers(more - 1)
 
-    def _open_one_for_waiters(self: Any) -> int:
+    def _open_one_for_waiters(self) -> int:
         """Open one connection for the queue; return how many slots the queue needs now
         (reserved, to be opened by this thread and new ones)."""
         try:

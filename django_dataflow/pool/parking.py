@@ -31,15 +31,18 @@ thread would pop that other thread's parking.)
 from __future__ import annotations
 
 import time
-from typing import Any
+
+from django_dataflow.pool.base import PoolState
+from django_dataflow.pool.record import ConnectionRecord
 
 
-class ParkingMixin:
-    """The parking half of ConnectionPool (which provides the attributes used here)."""
+class ParkingMixin(PoolState):
+    """The parking part of ConnectionPool: the holder's side (park, take back, give
+    back). The claims other borrowers make under the lock (``_take_parked`` and
+    friends) are in base.py, since checkout and the openers make them too; the
+    housekeeper's pass over parked connections is in housekeeping.py."""
 
-    _parked: dict[int, Any]
-
-    def park(self: Any, record: Any, lease: int) -> bool:
+    def park(self, record: ConnectionRecord, lease: int) -> bool:
         """Keep ``record`` for the holder of ``lease``'s next checkout, and lendable to
         anyone meanwhile. False when it must be checked in instead: requests are waiting
         (they get it through checkin, in their order), the pool is closing, the
@@ -60,7 +63,7 @@ class ParkingMixin:
             self._settle_parked()
         return True
 
-    def unpark(self: Any, record: Any, lease: int) -> bool:
+    def unpark(self, record: ConnectionRecord, lease: int) -> bool:
         """The holder takes its parked connection back. False when somebody else took
         it, or when it needs the checks of a full checkout (expired, invalidated, due a
         pre-ping): then it is checked in and the caller checks out normally."""
@@ -69,25 +72,17 @@ class ParkingMixin:
         now = time.monotonic()
         if (
             record.invalidated is None
-            and record.generation == self._generation
-            and (record.recycle_at is None or now < record.recycle_at)
-            and not (
-                self.pre_ping
-                and (
-                    now - record.idle_since > self.pre_ping_bypass
-                    or self.connector.has_pending_input(record.connection)
-                )
-            )
+            and now < record.recycle_deadline
+            and not self._ping_due(record, now)
         ):
             record.unparks += 1  # counted as a checkout
-            record.times_checked_out += 1
             record.last_checkout_at = now
             return True
         record.parks -= 1  # the checkin below counts instead
         self.checkin(record, lease, in_hand=True)
         return False
 
-    def give_back_parked(self: Any, record: Any, lease: int) -> None:
+    def give_back_parked(self, record: ConnectionRecord, lease: int) -> None:
         """The holder gives its parked connection back for good (its wrapper closes).
         Claimed first, as ``unpark`` claims: if another borrower took it meanwhile,
         there is nothing of the holder's left to give back."""
@@ -98,21 +93,7 @@ class ParkingMixin:
 
     # -- under the lock ------------------------------------------------------------------
 
-    def _take_parked(self: Any) -> Any:
-        """Under the lock: claim the longest-parked connection, or None."""
-        parked = self._parked
-        while parked:
-            try:
-                lease = next(iter(parked))
-            except (StopIteration, RuntimeError):  # a holder popped it meanwhile
-                continue
-            record = parked.pop(lease, None)
-            if record is not None:
-                # The holder's park was its checkin; lending it again is a checkout.
-                return record
-        return None
-
-    def _take_parked_of_ended_thread(self: Any) -> Any:
+    def _take_parked_of_ended_thread(self) -> ConnectionRecord | None:
         """Under the lock: claim a connection whose holder thread has ended (it will never
         take it back), or None. A server that runs each request in a new thread (Django
         under ASGI runs a request's sync code in a thread of its own) parks every
@@ -131,65 +112,9 @@ class ParkingMixin:
                 return record
         return None
 
-    def _hand_parked_to_waiters(self: Any, beyond: int = 0) -> None:
-        """Under the lock: parked connections go to the oldest waiters, leaving
-        ``beyond`` waiters (those the connections being opened will serve)."""
-        while len(self._waiters) > beyond and self._parked:
-            record = self._take_parked()
-            if record is None:
-                return
-            self._lend_to_oldest_waiter(record, time.monotonic())
-
-    def _take_all_parked(self: Any) -> list[Any]:
-        """Under the lock: claim every parked connection and take it out of the pool's
-        count (the caller closes them)."""
-        taken = []
-        while (record := self._take_parked()) is not None:
-            self._out.discard(record)
-            record.lease = 0
-            record.holder = None
-            self._total -= 1
-            self._retire_counts(record)
-            taken.append(record)
-        return taken
-
-    def _settle_parked(self: Any) -> None:
+    def _settle_parked(self) -> None:
         with self._lock:
             closing = self._take_all_parked() if self._closed else []
             self._hand_parked_to_waiters()
         for record in closing:
             self._close_quietly(record)
-
-    def _expire_parked(self: Any, now: float, expired: list[tuple[Any, str]]) -> None:
-        """Under the lock (housekeeping): close parked connections that expired or idled
-        too long as overflow; make those of ended threads plain idle ones."""
-        for lease, record in tuple(self._parked.items()):
-            if record.invalidated is not None:
-                reason = record.invalidated
-            elif record.recycle_at is not None and now >= record.recycle_at:
-                reason = "recycle"
-            elif (
-                self._total - len(expired) > self.pool_size
-                and now - record.idle_since >= self.overflow_idle_timeout
-            ):
-                reason = "overflow_idle"
-            elif record.holder is not None and not record.holder.is_alive():
-                reason = ""
-            else:
-                continue
-            if self._parked.pop(lease, None) is not record:
-                continue  # its holder took it back meanwhile
-            self._out.discard(record)
-            record.lease = 0
-            record.holder = None
-            if reason:
-                expired.append((record, reason))
-            elif self._waiters:
-                self._lend_to_oldest_waiter(record, now)
-            else:
-                self._idle.appendleft(record)  # idle since it was parked: at the old end
-
-    def _retire_counts(self: Any, record: Any) -> None:
-        # Under the lock: a record leaving the pool hands its counters to the pool.
-        self._retired_parks += record.parks
-        self._retired_unparks += record.unparks

@@ -16,47 +16,27 @@ How it stays correct and cheap:
   connections that idled longer than ``overflow_idle_timeout``.
 
 This module is the borrowing path: checkout, checkin and what they need. The rest of
-ConnectionPool is mixed in from parking.py (thread affinity), opening.py (connections
-opened for waiters in the background), housekeeping.py and introspection.py.
+ConnectionPool comes from parking.py (thread affinity), opening.py (connections opened
+for waiters in the background), housekeeping.py and introspection.py, all built on the
+state and helpers of base.py (where the constructor is).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import random
 import threading
 import time
-from collections import deque
-from typing import Any, Protocol
+from typing import Literal
 
-from django_dataflow.pool.connector import Connector
 from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
 from django_dataflow.pool.housekeeping import HousekeepingMixin
 from django_dataflow.pool.introspection import IntrospectionMixin
-from django_dataflow.pool.leaks import LeakDetector
 from django_dataflow.pool.opening import OpeningMixin
 from django_dataflow.pool.parking import ParkingMixin
 from django_dataflow.pool.record import ConnectionRecord
-from django_dataflow.pool.stats import PoolStats
-from django_dataflow.pool.waiting import MAY_CONNECT, POOL_CLOSED, ConnectFailed, Waiter
+from django_dataflow.pool.waiting import MAY_CONNECT, POOL_CLOSED, ConnectFailed, Token, Waiter
 
 logger = logging.getLogger("django_dataflow.pool")
-
-# Recycle deadlines are spread over the last 2.5 % of the lifetime (as HikariCP does) so
-# connections opened together do not all expire together.
-RECYCLE_JITTER = 0.025
-
-
-class PoolEvents(Protocol):
-    """Optional listener for what happens inside the pool; called outside the lock."""
-
-    def invalidated(self, pool: ConnectionPool, record: ConnectionRecord, reason: str) -> None: ...
-
-    def timed_out(self, pool: ConnectionPool, waited: float, message: str) -> None: ...
-
-    def leaked(self, pool: ConnectionPool, record: ConnectionRecord) -> None: ...
 
 
 class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, IntrospectionMixin):
@@ -66,80 +46,9 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
     opened under load and closed again after idling ``overflow_idle_timeout`` seconds.
     With ``thread_affinity``, a borrower may park its connection between uses instead of
     checking it in (see ``parking.py``). Connections for waiting borrowers are opened in
-    the background, ``max_opening`` at a time (see ``opening.py``).
+    the background, ``max_opening`` at a time (see ``opening.py``). The constructor and
+    its options are in ``base.py``.
     """
-
-    def __init__(
-        self,
-        connector: Connector,
-        *,
-        name: str = "default",
-        pool_size: int = 5,
-        max_overflow: int = 10,
-        timeout: float = 30.0,
-        recycle: float | None = None,
-        pre_ping: bool = True,
-        pre_ping_bypass: float = 0.5,
-        overflow_idle_timeout: float = 30.0,
-        leak_threshold: float | None = None,
-        leak_action: str = "log",
-        leak_check_interval: float = 1.0,
-        events: PoolEvents | None = None,
-        target: str = "",
-        thread_affinity: bool = True,
-        max_opening: int = 2,
-    ) -> None:
-        if pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
-        if max_overflow < 0:
-            raise ValueError("max_overflow must not be negative")
-        if max_opening < 1:
-            raise ValueError("max_opening must be at least 1")
-        self.name = name
-        # What the connections lead to (a database name), for messages and for closing
-        # every pool on a database before it is dropped.
-        self.target = target
-        self.connector = connector
-        self.pool_size = pool_size
-        self.max_overflow = max_overflow
-        self.max_connections = pool_size + max_overflow
-        self.timeout = timeout
-        self.recycle = recycle or None
-        self.pre_ping = pre_ping
-        self.pre_ping_bypass = pre_ping_bypass
-        self.overflow_idle_timeout = overflow_idle_timeout
-        self.max_opening = max_opening
-        self.leaks = LeakDetector(leak_threshold, leak_action, leak_check_interval)
-        self.events = events
-        # Parking is off with leak detection: a parked connection is not "held".
-        self.thread_affinity = thread_affinity and not self.leaks.threshold
-
-        self._lock = threading.Lock()
-        self._idle: deque[ConnectionRecord] = deque()
-        self._out: set[ConnectionRecord] = set()
-        self._waiters: deque[Waiter] = deque()
-        # Parked connections (still in _out), by the lease of the checkout that parked
-        # them, in the order they were parked (see parking.py).
-        self._parked: dict[int, ConnectionRecord] = {}
-        # Physical connections open or being opened: the number held against the limit.
-        self._total = 0
-        # Connects running in opener threads for the waiters (counted in _total too).
-        self._opening = 0
-        self._generation = 0
-        self._leases = itertools.count(1)
-        self._closed = False
-        # Checkouts whose borrower vanished (garbage-collected without closing); they are
-        # returned by the next housekeeping pass, never from inside a finalizer.
-        self._orphans: deque[tuple[ConnectionRecord, int]] = deque()
-        self.pid = os.getpid()
-        self.stats = PoolStats()
-        # The two counters bumped on every request: plain attributes, the cheapest.
-        self._checkouts = 0
-        self._checkins = 0
-        # Parks count as checkins and unparks as checkouts; records keep their own counts
-        # (only their holder writes them), handed over here when they leave the pool.
-        self._retired_parks = 0
-        self._retired_unparks = 0
 
     # -- borrowing -------------------------------------------------------------------
 
@@ -153,12 +62,13 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         thread = threading.current_thread()
         abandoned: list[tuple[ConnectionRecord, int]] = []
         openers = 0
+        grant: ConnectionRecord | Literal[Token.MAY_CONNECT] | None
         with self._lock:
             if self._closed:
                 raise PoolClosedError(f"The connection pool {self.name!r} is closed.")
             if self._idle and not self._waiters:
                 # The common case: the most recently returned connection.
-                grant: Any = self._idle.pop()
+                grant = self._idle.pop()
                 self._lend(grant, thread, started)
             elif (
                 self._parked
@@ -245,7 +155,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         if reason is None:
             if self._closed:
                 reason = "pool_closed"
-            elif record.recycle_at is not None and now >= record.recycle_at:
+            elif now >= record.recycle_deadline:
                 reason = "recycle"
             else:
                 try:
@@ -261,9 +171,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         with self._lock:
             if record.lease != lease:
                 return
-            self._out.discard(record)
-            record.lease = 0
-            record.holder = None
+            self._end_lease(record)
             self._checkins += 1
             if reason is None and self._closed:
                 # close() ran while this connection was being reset: it must not be
@@ -289,23 +197,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
 
     # -- internals of checkout -------------------------------------------------------
 
-    def _lend(self, record: ConnectionRecord, thread: threading.Thread, now: float) -> None:
-        # Under the lock.
-        record.lease = next(self._leases)
-        record.holder = thread
-        record.last_checkout_at = now
-        record.times_checked_out += 1
-        self._out.add(record)
-        self._checkouts += 1
-
-    def _lend_to_oldest_waiter(self, record: ConnectionRecord, now: float) -> None:
-        # Under the lock, with at least one waiter: the connection becomes its grant.
-        waiter = self._waiters.popleft()
-        self._lend(record, waiter.thread, now)
-        waiter.grant = record
-        waiter.event.set()
-
-    def _wait_for_grant(self, waiter: Waiter, started: float, timeout: float) -> Any:
+    def _wait_for_grant(self, waiter: Waiter, started: float, timeout: float) -> ConnectionRecord:
         remaining = min(max(0.0, started + timeout - time.monotonic()), threading.TIMEOUT_MAX)
         try:
             waiter.event.wait(remaining)
@@ -374,19 +266,9 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         reason = record.invalidated
         if reason is None and self.connector.is_closed(record.connection):
             reason = "closed"
-        if reason is None and record.recycle_at is not None and now >= record.recycle_at:
+        if reason is None and now >= record.recycle_deadline:
             reason = "recycle"
-        if reason is None and (
-            record.generation != self._generation
-            or (
-                self.pre_ping
-                and (
-                    now - record.idle_since > self.pre_ping_bypass
-                    # Inside the bypass window, ping only if the server spoke up.
-                    or self.connector.has_pending_input(record.connection)
-                )
-            )
-        ):
+        if reason is None and self._ping_due(record, now):
             if self._ping(record):
                 record.generation = self._generation
             else:
@@ -396,9 +278,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         # Replace it, keeping the reserved slot for the new connection. The checkout was
         # counted when the old one was lent, and will be again for the new one.
         with self._lock:
-            self._out.discard(record)
-            record.lease = 0
-            record.holder = None
+            self._end_lease(record)
             self._checkouts -= 1
             self._retire_counts(record)
             self.stats.record_invalidation(reason)
@@ -447,12 +327,6 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         logger.debug("Opened a new connection for %r (%d open).", self.name, self._total)
         return record
 
-    def _recycle_deadline(self) -> float | None:
-        if not self.recycle:
-            return None
-        lifetime = self.recycle * (1.0 - random.random() * RECYCLE_JITTER)
-        return time.monotonic() + lifetime
-
     # -- internals of checkin --------------------------------------------------------
 
     def _discard(self, discarded: list[tuple[ConnectionRecord, str]]) -> None:
@@ -492,14 +366,6 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                 self.events.invalidated(self, record, reason)
             except Exception:
                 logger.exception("A pool_invalidate receiver of %r failed.", self.name)
-
-    def _close_quietly(self, record: ConnectionRecord) -> None:
-        try:
-            self.connector.close(record.connection)
-        except Exception:  # it is being thrown away; nothing useful to do
-            logger.debug("Error closing a connection of %r.", self.name, exc_info=True)
-        with self._lock:
-            self.stats.counters["connections_closed"] += 1
 
     def __repr__(self) -> str:
         return f"<ConnectionPool {self.name!r} {self._total}/{self.max_connections} open>"

@@ -6,6 +6,7 @@ per-connection state that hooks want to keep (as SQLAlchemy's ``connection_recor
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -33,9 +34,8 @@ class ConnectionRecord:
         "lease",
         "parks",
         "reclaimed",
-        "recycle_at",
+        "recycle_deadline",
         "setup_done",
-        "times_checked_out",
         "unparks",
     )
 
@@ -45,7 +45,9 @@ class ConnectionRecord:
         self.created_at = now
         self.created_wall = time.time()
         self.generation = generation
-        self.recycle_at = recycle_at
+        # When the connection is due for recycling; infinity when never, so that one
+        # comparison (``now >= record.recycle_deadline``) tells, on the hot paths too.
+        self.recycle_deadline = math.inf if recycle_at is None else recycle_at
         self.info: dict[str, Any] = {}
         # Set while checked out: a number identifying this checkout, and the thread
         # that holds it (None when the holder shares it across threads on purpose).
@@ -56,7 +58,6 @@ class ConnectionRecord:
         self.reclaimed = 0
         self.last_checkout_at: float | None = None
         self.idle_since = now
-        self.times_checked_out = 0
         # Written only by the holder (see parking.py): times parked / taken back.
         self.parks = 0
         self.unparks = 0
@@ -72,6 +73,15 @@ class ConnectionRecord:
     def age(self) -> float:
         """Seconds since the physical connection was opened."""
         return time.monotonic() - self.created_at
+
+    @property
+    def recycle_at(self) -> float | None:
+        """When the connection is due for recycling (``time.monotonic()``), or None."""
+        return None if self.recycle_deadline == math.inf else self.recycle_deadline
+
+    @recycle_at.setter
+    def recycle_at(self, value: float | None) -> None:
+        self.recycle_deadline = math.inf if value is None else value
 
     @property
     def checked_out(self) -> bool:

@@ -13,6 +13,7 @@ class PoolStats:
     """Monotonic counters plus checkout-wait figures. Not thread-safe on its own:
     the pool calls it under its lock."""
 
+    # The public statistics (django_dataflow/stats.py) list these in this order.
     # (checkouts and checkins are counted by the pool itself, on its hot path.)
     COUNTERS = (
         "connections_created",
@@ -20,12 +21,12 @@ class PoolStats:
         "connection_errors",
         "recycled",
         "invalidated",
+        "overflow_closed",
         "pre_ping_failures",
         "timeouts",
         "waits",
-        "reclaimed_from_dead_threads",
-        "overflow_closed",
         "leaks",
+        "reclaimed_from_dead_threads",
     )
 
     def __init__(self) -> None:
@@ -33,9 +34,6 @@ class PoolStats:
         self.invalidated_by_reason: Counter[str] = Counter()
         self.wait_time_total = 0.0
         self.wait_time_max = 0.0
-
-    def add(self, name: str, amount: int = 1) -> None:
-        self.counters[name] += amount
 
     def record_wait(self, seconds: float) -> None:
         self.counters["waits"] += 1

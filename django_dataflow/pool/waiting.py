@@ -7,13 +7,24 @@ lock and wakes it: a connection record, a failed connect or ``POOL_CLOSED``.
 
 from __future__ import annotations
 
+import enum
 import threading
-from typing import Any
+from typing import Final, Literal
 
-# Not a waiter's grant: what checkout() reserves for a borrower on a pool with nothing
-# open or opening (nothing could come back sooner), which then connects itself.
-MAY_CONNECT = "may-connect"
-POOL_CLOSED = "pool-closed"
+from django_dataflow.pool.record import ConnectionRecord
+
+
+class Token(enum.Enum):
+    """Grants that are not a connection (an enum, so that type checkers narrow ``is``)."""
+
+    # Not a waiter's grant: what checkout() reserves for a borrower on a pool with
+    # nothing open or opening (nothing could come back sooner), which then connects.
+    MAY_CONNECT = "may-connect"
+    POOL_CLOSED = "pool-closed"
+
+
+MAY_CONNECT: Final = Token.MAY_CONNECT
+POOL_CLOSED: Final = Token.POOL_CLOSED
 
 
 class ConnectFailed:
@@ -25,11 +36,15 @@ class ConnectFailed:
         self.error = error
 
 
+# What a waiter may be granted (never MAY_CONNECT).
+Grant = ConnectionRecord | ConnectFailed | Literal[Token.POOL_CLOSED]
+
+
 class Waiter:
     __slots__ = ("event", "grant", "since", "thread")
 
     def __init__(self, thread: threading.Thread, since: float) -> None:
         self.event = threading.Event()
-        self.grant: Any = None
+        self.grant: Grant | None = None
         self.thread = thread
         self.since = since

@@ -30,21 +30,13 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.db import DatabaseError, connections
 
 from django_dataflow.backends.connector import socket_has_news
+from django_dataflow.backends.server import wrapper_queries
 from django_dataflow.errors import PoolTimeout
+from django_dataflow.pool import registry
 from django_dataflow.routing.config import DatabaseSet
 
 logger = logging.getLogger("django_dataflow.routing")
 
-# PostgreSQL: seconds since the last replayed commit, or 0 when every received WAL record
-# is replayed (an idle primary commits nothing, which is not lag). NULL on a primary.
-POSTGRES_LAG_SQL = """
-SELECT CASE
-    WHEN NOT pg_is_in_recovery() THEN 0
-    WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-    ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
-END
-"""
-MYSQL_LAG_COLUMNS = ("Seconds_Behind_Source", "Seconds_Behind_Master")
 # A dead connection found by the probe is replaced at most this many times per read.
 CONNECT_ATTEMPTS = 3
 
@@ -64,37 +56,7 @@ class ReplicaState:
 def measure_lag(wrapper: Any) -> float | None:
     """Seconds the replica behind ``wrapper`` trails its primary; None if unknown
     (replication stopped). Runs on the DB-API connection, outside Django's query log."""
-    raw = wrapper.connection
-    if wrapper.vendor == "postgresql":
-        with raw.cursor() as cursor:
-            cursor.execute(POSTGRES_LAG_SQL)
-            value = cursor.fetchone()[0]
-        return float(value) if value is not None else 0.0
-    if wrapper.vendor == "mysql":
-        return _mysql_lag(raw, wrapper.Database)
-    return 0.0
-
-
-def _mysql_lag(raw: Any, database: Any) -> float | None:
-    cursor = raw.cursor()
-    try:
-        try:
-            cursor.execute("SHOW REPLICA STATUS")  # MySQL 8.0.22+, MariaDB 10.5.1+
-        except database.ProgrammingError:
-            cursor.execute("SHOW SLAVE STATUS")
-        rows = cursor.fetchall()
-        names = [column[0] for column in cursor.description or ()]
-    finally:
-        cursor.close()
-    if not rows:
-        return 0.0  # not a replica
-    column = next((names.index(name) for name in MYSQL_LAG_COLUMNS if name in names), None)
-    if column is None:
-        return None
-    values = [row[column] for row in rows]
-    if any(value is None for value in values):
-        return None  # a replication thread is stopped: unknown lag
-    return float(max(values))
+    return wrapper_queries(wrapper).replication_lag(wrapper.connection)
 
 
 def _forbidden_in_this_test(error: AssertionError) -> bool:
@@ -207,8 +169,6 @@ class ReplicaHealth:
             wrapper.close()
         except DatabaseError:
             wrapper.connection = None
-        from django_dataflow.pool import registry
-
         for pool in registry.all_pools(alias):
             pool.invalidate_older_connections()
 

@@ -82,13 +82,14 @@ def parse_database_url(url: str, source: str = "database_url") -> tuple[str, dic
             f"{source} has the scheme {parts.scheme!r}, which has no django-dataflow "
             f"backend. Use one of: {', '.join(f'{name}://' for name in SCHEMES)}."
         )
-    if vendor == "sqlite" and parts.netloc not in ("", ":memory:"):
+    has_server = BY_VENDOR[vendor].has_server
+    if not has_server and parts.netloc not in ("", ":memory:"):
         raise ConfigurationError(
             f"{source}: an SQLite URL has no host part. Write sqlite:///relative/path.db, "
             "sqlite:////absolute/path.db or sqlite://:memory:."
         )
     beyond_host = url.strip().split("://", 1)[1][len(parts.netloc) :]
-    if vendor != "sqlite" and "@" not in parts.netloc and "@" in beyond_host:
+    if has_server and "@" not in parts.netloc and "@" in beyond_host:
         # A "/", "#" or "?" in the password ended the host part early, and what follows
         # parsed (a password starting with digits reads as a port): the "@" that ends
         # the password is left in the path. Never a database name: refuse, saying nothing.

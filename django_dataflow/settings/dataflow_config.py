@@ -22,7 +22,7 @@ from django_dataflow.settings.database_url import (
     mask_url,
     parse_database_url,
 )
-from django_dataflow.settings.engines import ENGINE_OF_VENDOR
+from django_dataflow.settings.engines import ENGINE_OF_VENDOR, entry_rules
 from django_dataflow.settings.options import (
     ALL_OPTIONS,
     POOL_OPTIONS,
@@ -32,16 +32,6 @@ from django_dataflow.settings.options import (
     normalize,
     vendor_complaint,
 )
-
-# On SQLite the pool lets several threads use one file at once: WAL lets readers run
-# beside the writer, and BEGIN IMMEDIATE takes the write lock up front, so two
-# transactions never deadlock upgrading read locks ("database is locked").
-SQLITE_OPTIONS = {
-    "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
-    "transaction_mode": "IMMEDIATE",
-}
-# psycopg's own default: a query is prepared on its 5th execution.
-PREPARE_THRESHOLD = 5
 
 
 class _Unset:
@@ -108,7 +98,7 @@ class DataFlowConfig:
                 where = "in the URL" if name in from_url else "given"
                 raise ConfigurationError(
                     f"DataFlowConfig: {name} ({where}) {vendor_complaint(option, vendor)}. "
-                    "Remove it." + _vendor_advice(name, vendor, value)
+                    "Remove it." + entry_rules(vendor).advice(name)
                 )
         for name, option in ALL_OPTIONS.items():
             effective = given.get(name, option.defaults.get(vendor))
@@ -223,48 +213,9 @@ class DataFlowConfig:
 
     def _driver_options(self, entry: dict[str, Any]) -> dict[str, Any]:
         """The OPTIONS this config adds for its vendor (what the URL gave comes first)."""
-        given = entry.get("OPTIONS") or {}
-        added: dict[str, Any] = {}
-        if self._vendor == "sqlite":
-            if entry["NAME"] != ":memory:" and not str(entry["NAME"]).startswith("file:"):
-                added.update({key: v for key, v in SQLITE_OPTIONS.items() if key not in given})
-            return added
-        if "isolation_level" in self._given:
-            added["isolation_level"] = _isolation_option(self._vendor, self.isolation_level)
-        if self.statement_cache_size:
-            # Django's default cursors bind parameters on the client and never prepare.
-            added["server_side_binding"] = True
-            added["prepare_threshold"] = given.get("prepare_threshold", PREPARE_THRESHOLD)
-        return added
-
-
-def _vendor_advice(name: str, vendor: str, value: Any) -> str:
-    if name == "isolation_level" and vendor == "sqlite":
-        return (
-            " SQLite transactions are always serializable; to choose how a transaction "
-            "takes its locks, pass OPTIONS={'transaction_mode': ...} to as_database()."
+        return entry_rules(self._vendor).driver_options(
+            entry["NAME"],
+            entry.get("OPTIONS") or {},
+            self.isolation_level if "isolation_level" in self._given else None,
+            self.statement_cache_size or 0,
         )
-    return ""
-
-
-def _isolation_option(vendor: str, level: str) -> Any:
-    """``level`` ("READ_COMMITTED") as Django's backend for ``vendor`` expects it."""
-    if vendor == "mysql":
-        return level.lower().replace("_", " ")
-    try:
-        from psycopg import IsolationLevel
-    except ImportError:  # the backend will say psycopg is missing; keep settings loadable
-        return PSYCOPG_ISOLATION_LEVELS[level]
-    return IsolationLevel[level]
-
-
-# psycopg.IsolationLevel's values, which Django also accepts.
-PSYCOPG_ISOLATION_LEVELS = {
-    "READ_UNCOMMITTED": 1,
-    "READ_COMMITTED": 2,
-    "REPEATABLE_READ": 3,
-    "SERIALIZABLE": 4,
-}
-
-
-# -- DATABASE_URL ------------------------------------------------------------------------

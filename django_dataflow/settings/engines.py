@@ -10,6 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
+from django_dataflow.backends.entry import EntryRules
+from django_dataflow.backends.mysql.entry import RULES as MYSQL_RULES
+from django_dataflow.backends.postgresql.entry import RULES as POSTGRESQL_RULES
+from django_dataflow.backends.sqlite3.entry import RULES as SQLITE_RULES
+
 ENGINE_PREFIX = "django_dataflow.backends."
 
 
@@ -18,7 +23,14 @@ class Engine(NamedTuple):
     module: str  # the package under django_dataflow.backends (and django.db.backends)
     label: str  # how messages name it
     environ_scheme: str  # the URL scheme django-environ maps to the stock backend
-    default_port: str | None  # the server's default port (None: no server)
+    default_port: str | None  # the server's default port (None: a file, no server)
+
+    rules: EntryRules  # the vendor's rules for a DATABASES entry (backends/<vendor>/entry.py)
+
+    @property
+    def has_server(self) -> bool:
+        """Is the database reached through a server (False: a file)?"""
+        return self.default_port is not None
 
     @property
     def path(self) -> str:
@@ -32,9 +44,9 @@ class Engine(NamedTuple):
 
 
 ENGINES = (
-    Engine("postgresql", "postgresql", "PostgreSQL", "postgres", "5432"),
-    Engine("mysql", "mysql", "MySQL/MariaDB", "mysql", "3306"),
-    Engine("sqlite", "sqlite3", "SQLite", "sqlite", None),
+    Engine("postgresql", "postgresql", "PostgreSQL", "postgres", "5432", POSTGRESQL_RULES),
+    Engine("mysql", "mysql", "MySQL/MariaDB", "mysql", "3306", MYSQL_RULES),
+    Engine("sqlite", "sqlite3", "SQLite", "sqlite", None, SQLITE_RULES),
 )
 BY_VENDOR = {engine.vendor: engine for engine in ENGINES}
 
@@ -60,3 +72,8 @@ def pooled_entries(databases: Mapping[str, Any]) -> Iterator[tuple[str, str, dic
         vendor = pooled_vendor(settings_dict.get("ENGINE", ""))
         if vendor is not None:
             yield alias, vendor, settings_dict
+
+
+def entry_rules(vendor: str) -> EntryRules:
+    """The rules of ``vendor`` for a DATABASES entry."""
+    return BY_VENDOR[vendor].rules

@@ -44,6 +44,11 @@ class PoolOption:
     exclusive_minimum: bool = False
     help: str = ""
     choices: tuple[str, ...] = ()
+    # The ConnectionPool keyword argument the value is passed as (the backends build the
+    # pool's arguments from this schema). None for an option the pool does not take:
+    # ``used_by`` then names what reads it instead.
+    pool_argument: str | None = None
+    used_by: str = ""
 
     def default_for(self, vendor: str) -> Any:
         return self.defaults[vendor]
@@ -65,18 +70,21 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             {"postgresql": 20, "mysql": 30, "sqlite": 5},
             minimum=1,
             help="Connections kept open once made.",
+            pool_argument="pool_size",
         ),
         PoolOption(
             "pool_max_overflow",
             "int",
             {"postgresql": 30, "mysql": 50, "sqlite": 0},
             help="Extra connections opened under load, closed again after idling.",
+            pool_argument="max_overflow",
         ),
         PoolOption(
             "pool_recycle",
             "seconds_or_none",
             {"postgresql": 3600.0, "mysql": 7200.0, "sqlite": None},
             help="Replace a connection older than this many seconds; 0 or None: never.",
+            pool_argument="recycle",
         ),
         PoolOption(
             "pool_pre_ping",
@@ -84,6 +92,7 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             {"postgresql": True, "mysql": True, "sqlite": False},
             help="Check a connection that idled longer than pool_pre_ping_bypass "
             "before lending it.",
+            pool_argument="pre_ping",
         ),
         PoolOption(
             "pool_timeout",
@@ -91,18 +100,21 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             _same(30.0),
             exclusive_minimum=True,
             help="Seconds to wait for a free connection before PoolTimeout.",
+            pool_argument="timeout",
         ),
         PoolOption(
             "pool_pre_ping_bypass",
             "seconds",
             _same(0.5),
             help="A connection used less than this many seconds ago is lent without a ping.",
+            pool_argument="pre_ping_bypass",
         ),
         PoolOption(
             "pool_overflow_idle_timeout",
             "seconds",
             _same(30.0),
             help="Overflow connections idle this long are closed.",
+            pool_argument="overflow_idle_timeout",
         ),
         PoolOption(
             "pool_thread_affinity",
@@ -111,6 +123,7 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             help="Between requests a thread keeps its idle connection for its next "
             "request, lendable to other threads meanwhile (as a persistent connection, "
             "without holding it).",
+            pool_argument="thread_affinity",
         ),
         PoolOption(
             "pool_leak_threshold",
@@ -118,6 +131,7 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             _same(None),
             help="Report a connection checked out longer than this many seconds, with the "
             "stack that took it; 0 or None: off.",
+            pool_argument="leak_threshold",
         ),
         PoolOption(
             "pool_leak_action",
@@ -126,6 +140,7 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             choices=("log", "log_and_recycle"),
             help="What to do with a leaked connection: log it, or log it and replace it "
             "once it is returned.",
+            pool_argument="leak_action",
         ),
         PoolOption(
             "pool_leak_check_interval",
@@ -133,6 +148,7 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             _same(1.0),
             exclusive_minimum=True,
             help="How often the housekeeper looks for leaks, in seconds.",
+            pool_argument="leak_check_interval",
         ),
         PoolOption(
             "statement_cache_size",
@@ -140,6 +156,7 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             {"postgresql": 0},
             help="Prepared statements kept per connection (psycopg's prepared_max); "
             "0: no prepared statements.",
+            used_by="the PostgreSQL connector (psycopg's prepared_max)",
         ),
         PoolOption(
             "behind_transaction_pooler",
@@ -147,9 +164,20 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             {"postgresql": False},
             help="The server is reached through a transaction-mode pooler (PgBouncer): "
             "no prepared statements, no server-side cursors.",
+            used_by="the system checks (dataflow.E006, W002)",
         ),
     )
 }
+
+
+def pool_arguments(options: dict[str, Any]) -> dict[str, Any]:
+    """The ConnectionPool keyword arguments for an entry's effective POOL ``options``."""
+    return {
+        option.pool_argument: options[name]
+        for name, option in POOL_OPTIONS.items()
+        if option.pool_argument is not None and name in options
+    }
+
 
 # Settings of the DB-API connection, not of the pool. DataFlowConfig and DATABASE_URL
 # accept them under the guide's names and write them into the entry's OPTIONS, where

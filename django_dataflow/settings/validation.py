@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django_dataflow.settings.engines import pooled_entries
+from django.conf import settings
+
+from django_dataflow.settings.engines import entry_rules, pooled_entries
 from django_dataflow.settings.options import (
     POOL_OPTIONS,
     ConfigurationError,
@@ -19,22 +21,9 @@ from django_dataflow.settings.options import (
     unknown_option_hint,
     vendor_complaint,
 )
+from django_dataflow.settings.problems import Problem
 
 # -- DATABASES entries ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a DATABASES entry. ``kind`` is stable (the checks map it to
-    a check id); ``severity`` is "error" (cannot work) or "warning" (works, not as meant)."""
-
-    kind: str
-    message: str
-    hint: str = ""
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        return f"{self.message} {self.hint}".strip()
 
 
 @dataclass(frozen=True)
@@ -149,68 +138,7 @@ def _conflicts(
                     f"Move {key!r} from OPTIONS to the entry's POOL.",
                 )
             )
-    if vendor != "postgresql":
-        return problems
-    if driver_options.get("pool"):
-        problems.append(
-            Problem(
-                "native_pool_option",
-                f"{entry} sets OPTIONS['pool'], Django's own PostgreSQL pool, but its ENGINE "
-                "already pools connections. Two pools would fight over every connection, "
-                "and Django skips its per-connection setup when OPTIONS['pool'] is set.",
-                "Remove OPTIONS['pool'] and move its sizes to POOL: min_size -> pool_size, "
-                "max_size -> pool_size + pool_max_overflow, timeout -> pool_timeout, "
-                "max_lifetime -> pool_recycle (docs/migrating.md).",
-            )
-        )
-    cache_size = options["statement_cache_size"]
-    prepare_threshold = driver_options.get("prepare_threshold")
-    if options["behind_transaction_pooler"]:
-        if cache_size or prepare_threshold is not None:
-            what = (
-                f"POOL['statement_cache_size']={cache_size}"
-                if cache_size
-                else f"OPTIONS['prepare_threshold']={prepare_threshold!r}"
-            )
-            problems.append(
-                Problem(
-                    "prepared_statements_behind_pooler",
-                    f"{entry} sets POOL['behind_transaction_pooler']=True and {what}. A "
-                    "transaction-mode pooler hands each transaction to any server session, "
-                    "so a statement prepared on one session is missing on the next.",
-                    "Remove statement_cache_size / prepare_threshold. (PgBouncer >= 1.21 "
-                    "with max_prepared_statements can carry protocol-level prepared "
-                    "statements: if yours does, set behind_transaction_pooler=False.)",
-                )
-            )
-        if settings_dict.get("DISABLE_SERVER_SIDE_CURSORS") is not True:
-            problems.append(
-                Problem(
-                    "server_side_cursors_behind_pooler",
-                    f"{entry} sets POOL['behind_transaction_pooler']=True but not "
-                    "DISABLE_SERVER_SIDE_CURSORS=True. QuerySet.iterator() outside a "
-                    "transaction opens a server-side cursor that a transaction-mode pooler "
-                    "cannot keep.",
-                    "Add 'DISABLE_SERVER_SIDE_CURSORS': True to the entry (DataFlowConfig "
-                    "does this for you).",
-                    severity="warning",
-                )
-            )
-    elif cache_size and (
-        driver_options.get("server_side_binding") is not True or prepare_threshold is None
-    ):
-        problems.append(
-            Problem(
-                "statement_cache_unused",
-                f"{entry} sets POOL['statement_cache_size']={cache_size}, but Django "
-                "prepares no statements on this entry: that needs "
-                "OPTIONS['server_side_binding']=True and an integer "
-                "OPTIONS['prepare_threshold'].",
-                "Add 'server_side_binding': True and 'prepare_threshold': 5 to OPTIONS, or "
-                "build the entry with DataFlowConfig(statement_cache_size=...), which does.",
-                severity="warning",
-            )
-        )
+    problems.extend(entry_rules(vendor).conflicts(entry, settings_dict, driver_options, options))
     return problems
 
 
@@ -233,7 +161,5 @@ def validate_pooled_databases() -> None:
     (see docs/design.md, "Configuration: errors vs system checks"); a project that wants
     its WSGI process to refuse to boot calls it from wsgi.py.
     """
-    from django.conf import settings
-
     for alias, vendor, settings_dict in pooled_entries(settings.DATABASES):
         resolve_pool_options(alias, vendor, settings_dict)

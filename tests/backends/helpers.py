@@ -1,12 +1,18 @@
-"""Vendor-specific SQL the backend tests need: who am I on the server, kill a session,
-count sessions. Each runs on a real server."""
+"""Helpers of the backend tests: vendor-specific SQL (who am I on the server, kill a
+session, count sessions), wrappers with pools of their own, one request's work, and a
+thread that runs the calls handed to it."""
 
 from __future__ import annotations
 
+import gc
+import os
+import threading
 from typing import Any
 
 from django.db import connection as default_connection
 from django.db import connections
+
+from django_dataflow.pool import registry
 
 # SQLite connections seen by backend_pid(), kept alive so that their ids stay unique (a
 # closed connection's id may otherwise be reused by the next one).
@@ -96,3 +102,96 @@ def make_wrapper(alias: str = "default", **pool_options: Any) -> Any:
         "POOL": {**base.settings_dict.get("POOL", {}), **pool_options},
     }
     return base.__class__(settings_dict, alias)
+
+
+def request(wrapper, sql: str = "SELECT 1"):
+    """One request's database work, framed as Django's request signals frame it."""
+    wrapper.close_if_unusable_or_obsolete()  # request_started
+    try:
+        with wrapper.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchone()
+    finally:
+        wrapper.close_if_unusable_or_obsolete()  # request_finished
+
+
+def at_rest(pool) -> dict:
+    stats = pool.get_stats()
+    return {
+        "checked_out": stats["checked_out"],
+        "balanced": stats["checkouts"] == stats["checkins"],
+        "wait_queue": stats["wait_queue"],
+    }
+
+
+AT_REST = {"checked_out": 0, "balanced": True, "wait_queue": 0}
+
+
+class Stepper(threading.Thread):
+    """A thread that runs callables handed to it, one at a time, and waits for more."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self._jobs: list = []
+        self._cv = threading.Condition()
+        self._stop_flag = False
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._jobs and not self._stop_flag:
+                    self._cv.wait()
+                if not self._jobs:
+                    return
+                job, box, done = self._jobs.pop(0)
+            try:
+                box["result"] = job()
+            except BaseException as error:
+                box["error"] = error
+            done.set()
+
+    def call(self, job, timeout: float = 20):
+        box: dict = {}
+        done = threading.Event()
+        with self._cv:
+            self._jobs.append((job, box, done))
+            self._cv.notify()
+        assert done.wait(timeout), "the thread did not finish its job"
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop_flag = True
+            self._cv.notify()
+        self.join(10)
+
+
+def pid_reported_by_a_forked_child(child_work, finalize=None) -> str:
+    """Fork. The child runs ``child_work``, which returns the backend pid of its own
+    session, closes its pools, runs ``finalize``, collects garbage (finalizing the
+    connection objects it inherited, as interpreter exit would) and reports the pid. The
+    parent returns what was reported, once the child has exited successfully."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            child_pid = child_work()
+            connections.close_all()
+            registry.close_pools()
+            if finalize is not None:
+                finalize()
+            gc.collect()
+            os.write(write_end, str(child_pid).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    reported = os.read(read_end, 100).decode()
+    os.close(read_end)
+    _, status = os.waitpid(child, 0)
+    assert status == 0 and reported
+    return reported

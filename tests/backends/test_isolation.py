@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import gc
-import os
 import threading
 
 import pytest
@@ -14,7 +13,13 @@ from django.test import override_settings
 
 from django_dataflow.backends.creation import close_pools_on_database
 from django_dataflow.pool import registry
-from tests.backends.helpers import admin_cursor, backend_pid, make_wrapper, session_alive
+from tests.backends.helpers import (
+    admin_cursor,
+    backend_pid,
+    make_wrapper,
+    pid_reported_by_a_forked_child,
+    session_alive,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,28 +97,17 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(ve
     parent_raw = connection.connection
     if state == "parked":
         connection.close_if_unusable_or_obsolete()  # a request ended: parked, not held
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child
-        status = 1
-        try:
-            assert connection.connection is None, "the child must not inherit the lease"
-            child_pid = backend_pid(connections["default"])
-            connections.close_all()
-            registry.close_pools()
-            # Finalize the inherited connection objects, as interpreter exit would.
-            del parent_raw
-            registry._inherited_connections.clear()
-            gc.collect()
-            os.write(write_end, str(child_pid).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    reported = os.read(read_end, 100).decode()
-    os.close(read_end)
-    _, status = os.waitpid(child, 0)
-    assert status == 0 and reported
+
+    def in_the_child():
+        assert connection.connection is None, "the child must not inherit the lease"
+        return backend_pid(connections["default"])
+
+    def drop_the_inherited_connections():
+        nonlocal parent_raw
+        del parent_raw
+        registry._inherited_connections.clear()
+
+    reported = pid_reported_by_a_forked_child(in_the_child, drop_the_inherited_connections)
     if vendor != "sqlite":
         assert int(reported) != parent_pid
         assert session_alive(parent_pid, vendor)

@@ -3,9 +3,9 @@
 With ``OPTIONS["cursorclass"] = MySQLdb.cursors.SSCursor`` a cursor streams its rows from
 the server. Rows left unread at the end of a request are still on the connection, and
 the server status flags that tell the pool whether a connection is clean come from the
-previous reply: they said idle, the connection was parked or lent, and the next
-borrower's first query failed with (2014, "Commands out of sync"). Found by a review
-(sixth session); both tests failed before the fix. (The same left by raw driver calls,
+previous reply: they say idle. The pool drops the unread rows before it parks or lends
+the connection, else the next borrower's first query fails with (2014, "Commands out of
+sync"). (The same left by raw driver calls,
 ``send_query()`` without ``read_query_result()``, is not detected: docs/backends.md.)
 """
 

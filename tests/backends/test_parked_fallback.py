@@ -1,9 +1,8 @@
 """Below its limit, a pool does not lend a connection parked by a live, idle thread: it
 opens a new one (docs/design.md, "Growing beats taking a parked connection"). When that
 connect fails (the server's or the role's connection limit) or is slower than
-pool_timeout, the borrower takes the parked connection instead. Before (found by a
-review), it failed although the pool held an idle connection that it would have lent
-with thread affinity off.
+pool_timeout, the borrower takes the parked connection instead, as it would with thread
+affinity off, rather than failing while the pool holds an idle connection.
 
 Long-lived threads park their connections: executor threads of
 ``sync_to_async(thread_sensitive=False)`` / ``asyncio.to_thread`` with the

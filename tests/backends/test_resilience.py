@@ -12,13 +12,6 @@ from tests.backends.helpers import backend_pid, kill_session, make_wrapper, sess
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def server_vendor(vendor):
-    if vendor == "sqlite":
-        pytest.skip("SQLite has no server sessions to kill")
-    return vendor
-
-
 def wait_until_gone(pid, vendor):
     deadline = time.monotonic() + 10
     while session_alive(pid, vendor):

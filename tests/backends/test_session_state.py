@@ -4,7 +4,7 @@ puts back before the next borrower gets the connection.
 With Django's stock backend (``CONN_MAX_AGE = 0``) the session ends with the request, and
 this state with it. Session state set with raw SQL (``SET`` variables, temporary tables,
 session locks) is not tracked: it survives, as with persistent connections
-(docs/backends.md). Both tests here failed before the fix (found by a review).
+(docs/backends.md).
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def insert_orphan_permission(wrapper):
 
 def test_foreign_key_checks_left_off_by_a_borrower_are_on_again_for_the_next(vendor):
     # disable_constraint_checking() runs SET foreign_key_checks=0 (MySQL) or PRAGMA
-    # foreign_keys = OFF (SQLite). Before: a request that did not turn them back on
-    # (an error between the two calls, its own mistake) handed them off to the next
-    # borrower, who wrote rows that break foreign keys without an error.
+    # foreign_keys = OFF (SQLite). A request that does not turn them back on (an error
+    # between the two calls, its own mistake) must not hand them off to the next
+    # borrower, who would write rows that break foreign keys without an error.
     if vendor == "postgresql":
         pytest.skip("disable_constraint_checking() does nothing on PostgreSQL")
     first, second = two_borrowers()
@@ -76,9 +76,9 @@ def test_a_connection_whose_checks_were_turned_back_on_is_parked_as_usual(vendor
 
 
 def test_psycopg_read_only_and_deferrable_set_by_a_borrower_are_restored(vendor):
-    # The connector restores psycopg's isolation_level (docs/backends.md). Before, its
-    # siblings read_only and deferrable went to the next borrower: its transactions
-    # began READ ONLY and its writes failed.
+    # The connector restores psycopg's isolation_level (docs/backends.md) and its
+    # siblings read_only and deferrable: left set, the next borrower's transactions would
+    # begin READ ONLY and its writes fail.
     if vendor != "postgresql":
         pytest.skip("psycopg connection attributes")
     from tests.testapp.models import Item

@@ -15,9 +15,9 @@ from tests.backends.helpers import (
     backend_pid,
     kill_session,
     make_wrapper,
+    request,
     session_alive,
 )
-from tests.glue.common import request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

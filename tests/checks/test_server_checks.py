@@ -86,12 +86,6 @@ def test_w003_not_raised_for_the_default_recycle_and_the_servers_wait_timeout():
 # -- W004: the connection budget ----------------------------------------------------------------
 
 
-@pytest.fixture
-def server_vendor(vendor):
-    if vendor == "sqlite":
-        pytest.skip("SQLite has no server connection limit")
-
-
 @pytest.mark.usefixtures("server_vendor", "no_web_concurrency")
 def test_w004_too_many_worker_processes_for_max_connections(settings, vendor):
     settings.DATAFLOW_WORKER_PROCESSES = 1000
@@ -150,9 +144,8 @@ def test_an_unreachable_server_is_skipped_by_the_server_checks(wrapper_for, serv
 @pytest.mark.django_db(transaction=True, databases=["default", "other"])
 @pytest.mark.usefixtures("mysql_only")
 def test_the_server_checks_leave_no_connection_checked_out_after_a_request():
-    # Found by a review (sixth session): the question's "is a connection open?" read
-    # wrapper.connection, which takes a parked connection back, so it stayed checked
-    # out after the check.
+    # Asking "is a connection open?" must not read wrapper.connection, which takes a
+    # parked connection back: the check must leave it parked, not checked out.
     connection = connections["default"]
     connection.close_if_unusable_or_obsolete()  # request_started
     with connection.cursor() as cursor:

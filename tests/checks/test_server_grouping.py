@@ -1,4 +1,4 @@
-"""dataflow.W004 groups entries by server (a review, fifth session). No database needed."""
+"""dataflow.W004 groups entries by server. No database needed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Hooks: registration by identity, a failing pool_timeout receiver, hooks connected
-while a connection is parked (a review, fifth session)."""
+while a connection is parked."""
 
 from __future__ import annotations
 

@@ -63,9 +63,9 @@ def test_counters_never_go_down_when_a_process_pruned_as_stale_comes_back_and_ex
 
 
 def test_a_process_pruned_as_stale_is_not_folded_into_the_base_and_counted_twice(tmp_path):
-    # Before: after RECENT_RETIRED later exits, the stale-pruned process's counters were
-    # folded into the anonymous base; when it came back alive they were counted twice
-    # (once in the base, once live), and again when it exited.
+    # After RECENT_RETIRED later exits, the stale-pruned process's counters must not be
+    # folded into the anonymous base: when it comes back alive they would be counted
+    # twice (once in the base, once live), and again when it exits.
     path = write_stale(tmp_path, 7, "paused-container", checkouts=10)
     collect(directory=tmp_path, include_self=False)  # pruned as stale: its 10 retired
 

@@ -12,13 +12,6 @@ from django_dataflow.backends.postgresql.server import application_name
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def server_vendor(vendor):
-    if vendor == "sqlite":
-        pytest.skip("SQLite has no server")
-    return vendor
-
-
 def groups_of(result) -> list[dict]:
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["server"]["default"]["groups"]

@@ -99,9 +99,9 @@ class LeakEvents:
 
 
 def test_the_housekeeper_honours_a_leak_check_interval_below_one_second(connector):
-    # Found by a review of the docs ("how often the housekeeper looks for leaks"): the
-    # housekeeper woke once a second whatever the interval, so a leak was reported
-    # about 1 s after its checkout here, not about 0.15 s.
+    # docs: "how often the housekeeper looks for leaks". The housekeeper wakes at that
+    # interval, not once a second: the leak is reported about 0.15 s after its checkout,
+    # not about 1 s.
     from django_dataflow.pool import ConnectionPool, registry
 
     events = LeakEvents()

@@ -231,10 +231,10 @@ def queued_checkouts(pool, count: int, queued: int | None = None):
 
 
 def test_with_nothing_open_a_failed_connect_fails_every_waiter_at_once(make_pool, connector):
-    # Found by a review: against a replica that does not answer, each connect took the
-    # connect timeout and failed one waiter; the others waited behind one attempt after
-    # another (two at a time), the last for its whole pool_timeout, although nothing
-    # could come back. Here every connect fails after 0.5 s.
+    # Against a replica that does not answer, each connect takes the connect timeout.
+    # With nothing open, nothing can come back: every waiter fails with the first failed
+    # connect, none waits behind one attempt after another for its whole pool_timeout.
+    # Here every connect fails after 0.5 s.
     pool = make_pool(pool_size=8, max_overflow=0, timeout=10)
     first = pool.checkout()  # something opened, then discarded: the pool is empty again
     pool.checkin(first, first.lease, discard_reason="manual")

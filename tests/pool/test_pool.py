@@ -429,8 +429,8 @@ def test_close_at_exit_closes_what_the_exiting_and_ended_threads_hold_not_live_t
 
 
 def test_close_closes_the_connections_of_threads_that_ended_holding_them(make_pool, connector):
-    # Found by the chaos test's author: nothing else would ever give them back, and a
-    # closed pool's housekeeping reclaimed nothing, so they stayed open for good.
+    # Nothing else would ever give them back: a closed pool's housekeeping reclaims
+    # nothing, so close() must, or they stay open for good.
     pool = make_pool(pool_size=2, max_overflow=0)
     ended = threading.Thread(target=pool.checkout)
     ended.start()

@@ -1,6 +1,6 @@
 """Races between a return and the rest of the pool, and the counts of a checkout whose
 connection is replaced (real sqlite3 connections, real threads; a gated reset holds a
-return between its start and its end). Found by a review in the fifth session."""
+return between its start and its end)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import time
 
 from django_dataflow.pool import ConnectionPool
-from tests.pool.conftest import SQLiteFileConnector
+from tests.pool.connectors import SQLiteFileConnector
 
 
 def run_in_thread(function, gate_reset_of=None):
@@ -120,7 +120,7 @@ def test_an_orphan_returned_while_a_borrower_reclaims_it_is_returned_once(gated_
         return still_open
 
     borrower, outcome = run_in_thread(borrow)
-    wrote.wait(0.5)  # (fixed: the borrower waits for the housekeeper's return)
+    wrote.wait(0.5)  # the borrower waits for the housekeeper's return: it writes nothing yet
     connector.gate.set()
     housekeeper.join(5)
     done.set()

@@ -1,5 +1,5 @@
-"""Replica failover and the replica pools (found by a review, sixth session; both tests
-failed before their fixes).
+"""Replica failover and the replica pools: an unresponsive replica fails over within
+connect_timeout, and a busy replica pool is not taken for a replica that is down.
 
 Real servers: the primary on 5432 and its streaming standby on 5433 (bin/replica-up).
 """
@@ -47,11 +47,10 @@ def test_concurrent_reads_to_an_unresponsive_replica_fail_over_within_connect_ti
     unresponsive_replica,
 ):
     """docs/routing.md: "A host that does not answer at all (a network partition) is
-    noticed only after connect_timeout". Eight requests read at once. Before, the first
-    connect to time out marked the replica down, yet the other requests stayed queued in
-    the replica's pool behind one connect attempt after another (two at a time), the
-    last ones for the whole pool_timeout (5 s here, 30 s by default). Now a connect that
-    fails with nothing open fails every waiting request, and each reads the primary."""
+    noticed only after connect_timeout". Eight requests read at once. A connect that
+    fails with nothing open fails every request waiting in the replica's pool, and each
+    reads the primary: none stays queued behind one connect attempt after another, the
+    last ones for the whole pool_timeout (5 s here, 30 s by default)."""
     connect_timeout = float(unresponsive_replica)
     threads_count = 8
     barrier = threading.Barrier(threads_count, timeout=30)
@@ -101,11 +100,10 @@ def one_connection_replica():
 def test_a_busy_replica_pool_does_not_mark_a_reachable_replica_down(one_connection_replica):
     """A replica that answers, whose pool is merely in use by another request, is not
     "unreachable": docs/routing.md keeps `cooldown` for "an unreachable replica" and
-    lists replicas "that are up and not lagging" as read targets. Before, the router
-    turned the checkout's PoolTimeout into mark_down(): the replica was reported down,
-    the log said it was unreachable, and every read of the process went to the primary
-    for the whole cooldown (30 s), long after the pool was free again. Now that read
-    alone goes elsewhere."""
+    lists replicas "that are up and not lagging" as read targets. The checkout's
+    PoolTimeout sends that read alone elsewhere: the replica is not marked down, the log
+    does not call it unreachable, and the other reads of the process are not sent to the
+    primary for the whole cooldown (30 s)."""
     with override_settings(DATAFLOW_ROUTING={"default": {"replicas": ["replica1"]}}):
         holding, release = threading.Event(), threading.Event()
 

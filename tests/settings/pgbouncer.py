@@ -1,7 +1,7 @@
 """Run the PostgreSQL tests through PgBouncer in transaction mode.
 
     bin/reliability-servers up pgbouncer
-    pytest --ds=tests.settings.pgbouncer -p tests.reliability.pgbouncer_plugin tests ...
+    pytest --ds=tests.settings.pgbouncer -p tests.integration.reliability.pgbouncer_plugin tests ...
 
 PgBouncer (started by ``bin/reliability-servers``, port 6440, in front of the shared
 PostgreSQL) hands every transaction to whichever server session is free. The documented

@@ -16,6 +16,7 @@ from MySQLdb.cursors import CursorUseResultMixIn
 from django_dataflow.backends.base import PooledDatabaseWrapperMixin
 from django_dataflow.backends.creation import PooledCreationMixin
 from django_dataflow.backends.mysql.connector import MySQLConnector
+from django_dataflow.backends.mysql.server import MySQLServer
 
 
 class DatabaseCreation(PooledCreationMixin, DjangoCreation):
@@ -24,6 +25,7 @@ class DatabaseCreation(PooledCreationMixin, DjangoCreation):
 
 class DatabaseWrapper(PooledDatabaseWrapperMixin, django_mysql.DatabaseWrapper):
     connector_class = MySQLConnector
+    dataflow_server = MySQLServer()
     creation_class = DatabaseCreation
 
     def create_cursor(self, name: str | None = None) -> Any:

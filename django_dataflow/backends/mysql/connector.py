@@ -84,6 +84,13 @@ class MySQLConnector(DjangoConnector):
     def is_closed(self, connection: Any) -> bool:
         return not connection.open
 
+    @staticmethod
+    def driver_execute(connection: Any, sql: str, params: Any) -> Any:
+        # mysqlclient's connections have no execute(): through a cursor.
+        cursor = connection.cursor()
+        cursor.execute(sql, params)
+        return cursor
+
     def ping(self, connection: Any) -> bool:
         connection.ping()  # raises if the server is gone
         return True

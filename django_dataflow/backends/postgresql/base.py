@@ -15,6 +15,7 @@ from django.db.backends.postgresql.creation import DatabaseCreation as DjangoCre
 from django_dataflow.backends.base import PooledDatabaseWrapperMixin
 from django_dataflow.backends.creation import PooledCreationMixin
 from django_dataflow.backends.postgresql.connector import PostgreSQLConnector
+from django_dataflow.backends.postgresql.server import PostgreSQLServer
 
 
 class DatabaseCreation(PooledCreationMixin, DjangoCreation):
@@ -23,6 +24,7 @@ class DatabaseCreation(PooledCreationMixin, DjangoCreation):
 
 class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrapper):
     connector_class = PostgreSQLConnector
+    dataflow_server = PostgreSQLServer()
     creation_class = DatabaseCreation
     # psycopg's adapters map: made from USE_TZ and the time zone (both in the pool key)
     # by an lru_cache that threads connecting at once can fill twice, with two distinct

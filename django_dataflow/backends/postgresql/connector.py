@@ -18,6 +18,8 @@ IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
 class PostgreSQLConnector(DjangoConnector):
+    has_application_name = True
+
     def connect(self) -> Any:
         connection = super().connect()
         # psycopg's prepared-statement cache is a connection attribute, not a parameter.

@@ -13,6 +13,7 @@ from django.db.backends.sqlite3.creation import DatabaseCreation as DjangoCreati
 from django_dataflow.backends.base import PooledDatabaseWrapperMixin
 from django_dataflow.backends.creation import PooledCreationMixin, close_pools_on_database
 from django_dataflow.backends.sqlite3.connector import SQLiteConnector
+from django_dataflow.backends.sqlite3.server import SQLiteServer
 
 
 class DatabaseCreation(PooledCreationMixin, DjangoCreation):
@@ -32,6 +33,7 @@ class DatabaseCreation(PooledCreationMixin, DjangoCreation):
 
 class DatabaseWrapper(PooledDatabaseWrapperMixin, django_sqlite3.DatabaseWrapper):
     connector_class = SQLiteConnector
+    dataflow_server = SQLiteServer()
     creation_class = DatabaseCreation
 
     def dataflow_uses_pool(self) -> bool:

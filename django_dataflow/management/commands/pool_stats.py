@@ -20,9 +20,18 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_dataflow import conf
-from django_dataflow.monitoring import health, render
+from django_dataflow.monitoring import health, pgbouncer, render
 from django_dataflow.monitoring.aggregate import Report, collect, report_to_json
+from django_dataflow.monitoring.pgbouncer import PgBouncerView
+from django_dataflow.monitoring.server import ServerUnavailable, ServerView, server_view
 from django_dataflow.settings.engines import pooled_vendor
+
+try:  # prometheus_client is optional: without it, --format prometheus is a usage error
+    from django_dataflow.monitoring import prometheus
+except ImportError as missing:
+    prometheus_missing: str | None = str(missing)
+else:
+    prometheus_missing = None
 
 FORMATS = ("table", "json", "prometheus")
 USAGE = 2
@@ -119,11 +128,8 @@ class Command(BaseCommand):
             raise CommandError("--watch refreshes the table format only.", returncode=USAGE)
         if server and fmt == "prometheus":
             raise CommandError("--server is shown in the table and json formats.", returncode=USAGE)
-        if fmt == "prometheus":
-            try:
-                import django_dataflow.monitoring.prometheus  # noqa: F401
-            except ImportError as error:
-                raise CommandError(str(error), returncode=USAGE) from error
+        if fmt == "prometheus" and prometheus_missing is not None:
+            raise CommandError(prometheus_missing, returncode=USAGE)
 
     # -- output ------------------------------------------------------------------------
 
@@ -147,18 +153,14 @@ class Command(BaseCommand):
                     "problems": [problem.message for problem in problems],
                 }
             if server:
-                from django_dataflow.monitoring.server import view_to_json
-
-                document["server"] = {view.alias: view_to_json(view) for view in server_views}
+                document["server"] = {view.alias: view.to_json() for view in server_views}
             self.stdout.write(json.dumps(document, indent=2, sort_keys=True))
         elif fmt == "prometheus":
-            from django_dataflow.monitoring.prometheus import exposition
-
-            self.stdout.write(exposition(report).decode(), ending="")
+            self.stdout.write(prometheus.exposition(report).decode(), ending="")
         elif fmt == "table" or not check:
             self.stdout.write(render.report_table(report))
             for view in server_views:
-                self.stdout.write("\n" + render.server_table(view))
+                self.stdout.write("\n" + view.table())
         if report.error:
             raise CommandError(
                 f"Cannot read the pool statistics in {report.directory}: {report.error}",
@@ -184,9 +186,9 @@ class Command(BaseCommand):
         if verdict_out is not None:
             verdict_out.write(f"OK: {health.summary(report)}")
 
-    def _server_views(self, report: Report, database: str | None) -> list[Any]:
-        from django_dataflow.monitoring.server import ServerUnavailable, server_view
-
+    def _server_views(
+        self, report: Report, database: str | None
+    ) -> list[ServerView | PgBouncerView]:
         aliases = [database] if database else self._pooled_server_aliases()
         views, seen = [], set()
         for alias in aliases:
@@ -203,7 +205,11 @@ class Command(BaseCommand):
                 continue  # two aliases on one database: one view is enough
             seen.add(where)
             try:
-                views.append(server_view(alias, report))
+                # Each view prints itself (table(), to_json()); only the asking differs.
+                if pgbouncer.is_admin_console(entry):
+                    views.append(pgbouncer.console_view(alias))
+                else:
+                    views.append(server_view(alias, report))
             except ServerUnavailable as error:
                 raise CommandError(str(error), returncode=USAGE) from error
         if not views:
