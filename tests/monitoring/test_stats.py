@@ -7,7 +7,7 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from django_dataflow.pool import ConnectionPool, registry
 from django_dataflow.stats import Capacity, combine, empty_stats, from_engine, get_pool_stats
-from tests.pool.conftest import SQLiteFileConnector
+from tests.pool.connectors import SQLiteFileConnector
 
 GUIDE_KEYS = {"size", "checked_out", "overflow", "total", "wait_queue", "overflow_max", "pool_size"}
 METRICS_NODE_KEYS = {

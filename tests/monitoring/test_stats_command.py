@@ -1,7 +1,8 @@
 """``manage.py pool_stats`` on hand-made snapshots (and hand-made ``--server`` views):
 formats, --check outcomes, usage errors.
 
-The end-to-end runs with real worker processes are in tests/monitoring.
+The end-to-end runs with real worker processes are in test_cross_process.py and
+test_check.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``pool_stats --server`` on PgBouncer's admin console, without a PgBouncer: which
 aliases are the console, and how SHOW POOLS is shown. A real PgBouncer answers in
-tests/reliability/test_pgbouncer.py."""
+tests/integration/reliability/test_pgbouncer.py."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from django_dataflow.monitoring import publisher as publishing
 from django_dataflow.monitoring import store
 from django_dataflow.monitoring.publisher import SERVER_SESSION, Publisher, _RecentWaits
 from django_dataflow.pool import ConnectionPool, registry
-from tests.pool.conftest import SQLiteFileConnector
+from tests.pool.connectors import SQLiteFileConnector
 
 
 @pytest.fixture
