@@ -97,7 +97,7 @@ def vendor() -> str:
 def server_vendor(vendor: str) -> str:
     """The vendor of this run, for a test that needs a database server: skipped on SQLite."""
     if vendor == "sqlite":
-        pytest.skip("needs a database server (run with tests.settings.postgresql or .mysql)")
+        pytest.skip("needs a database server (run with tests.dbsettings.postgresql or .mysql)")
     return vendor
 
 

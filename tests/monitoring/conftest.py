@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-# What the settings modules read to find the database (see tests/settings/base.py).
+# What the settings modules read to find the database (see tests/dbsettings/base.py).
 NAME_VARIABLE = {"postgresql": "POSTGRES_DB", "mysql": "MYSQL_DB"}
 
 

@@ -139,7 +139,7 @@ def test_combining_adds_gauges_and_counters_and_keeps_the_worst_wait():
 def test_get_pool_stats_before_the_first_connection_has_the_configured_sizes():
     stats = get_pool_stats("default")
 
-    assert stats["pool_size"] == 4 and stats["overflow_max"] == 2  # tests/settings/base.py
+    assert stats["pool_size"] == 4 and stats["overflow_max"] == 2  # tests/dbsettings/base.py
     assert stats["checked_out"] == 0 and stats["checkouts"] == 0
     assert guide_health_checks(stats)["overflow_usage"] == 0.0
 

@@ -2,7 +2,7 @@
 
 Without it, every database test here is skipped locally (with the command to start it)
 and the run fails in CI, as the root conftest does for the primary. Under other settings
-than tests.settings.routing (a plain `pytest`), this directory is not collected: its
+than tests.dbsettings.routing (a plain `pytest`), this directory is not collected: its
 models belong to an app only those settings install.
 """
 

@@ -29,7 +29,7 @@ ON_REPLICA = ("replica1", True)
 def unresponsive_replica():
     """Point the ``replica_down`` alias at a port that accepts TCP connections and never
     answers (what a network partition or a hung host looks like to libpq): each connect
-    ends only with ``OPTIONS["connect_timeout"]`` (2 s in tests/settings/routing.py)."""
+    ends only with ``OPTIONS["connect_timeout"]`` (2 s in tests/dbsettings/routing.py)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)  # the kernel completes handshakes; nobody ever reads

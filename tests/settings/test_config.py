@@ -370,7 +370,7 @@ def test_errors_in_the_environment_variable_name_it_and_not_its_value(monkeypatc
 
 
 def test_without_any_url_the_database_is_db_sqlite3_in_the_project():
-    # DJANGO_SETTINGS_MODULE is tests.settings.<vendor>: the project is the parent of tests/.
+    # DJANGO_SETTINGS_MODULE is tests.dbsettings.<vendor>: the project is the parent of tests/.
     entry = DataFlowConfig().as_database()
     assert entry["ENGINE"] == "django_dataflow.backends.sqlite3"
     assert entry["NAME"] == str(Path(__file__).resolve().parents[2] / "db.sqlite3")

@@ -79,7 +79,7 @@ VENDORS = {
     "sqlite": ("sqlite-memory", "sqlite-file"),
     **{name: (name,) for name in TARGETS},
 }
-# server -> (host variable, port variable, default port); the names tests/settings use.
+# server -> (host variable, port variable, default port); the names tests/dbsettings use.
 SERVERS = {
     "postgresql": ("POSTGRES_HOST", "POSTGRES_PORT", 5432),
     "mysql": ("MYSQL_HOST", "MYSQL_PORT", 3306),

@@ -222,8 +222,8 @@ class ServerLog:
 
 def server_entry(vendor: str) -> dict[str, Any]:
     """Host, port and credentials of the test server of ``vendor``: the suite's own
-    (tests/settings/base.py: the environment, with the local defaults)."""
-    from tests.settings.base import mysql_settings, postgresql_settings
+    (tests/dbsettings/base.py: the environment, with the local defaults)."""
+    from tests.dbsettings.base import mysql_settings, postgresql_settings
 
     entry = postgresql_settings() if vendor == "postgresql" else mysql_settings()
     return {key: entry[key] for key in ("HOST", "PORT", "USER", "PASSWORD")}

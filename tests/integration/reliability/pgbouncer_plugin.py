@@ -1,6 +1,7 @@
 """pytest plugin for running the PostgreSQL tests through PgBouncer (transaction mode).
 
-    pytest --ds=tests.settings.pgbouncer -p tests.integration.reliability.pgbouncer_plugin tests ...
+    pytest --ds=tests.dbsettings.pgbouncer \
+        -p tests.integration.reliability.pgbouncer_plugin tests ...
 
 Two things PgBouncer changes that are not about django-dataflow:
 

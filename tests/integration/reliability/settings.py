@@ -12,9 +12,9 @@ it answers, and the PgBouncer scenario goes through it.
 import os
 
 from django_dataflow.settings.dataflow_config import DataFlowConfig
+from tests.dbsettings.base import *  # noqa: F403
+from tests.dbsettings.base import INSTALLED_APPS, mysql_settings, postgresql_settings
 from tests.integration.reliability.servers import HOST, MARIADB_PORT, PG_PORT, PGBOUNCER_PORT
-from tests.settings.base import *  # noqa: F403
-from tests.settings.base import INSTALLED_APPS, mysql_settings, postgresql_settings
 
 DATABASE_VENDOR = "postgresql"
 # One database per run on each dedicated server, dropped at the end of the run (a

@@ -1,7 +1,7 @@
 """PgBouncer (Debian's package) in transaction mode in front of the dedicated PostgreSQL.
 
 * The PostgreSQL tests of our suite pass through it with the documented settings
-  (``behind_transaction_pooler``, ``DISABLE_SERVER_SIDE_CURSORS``): tests/settings/
+  (``behind_transaction_pooler``, ``DISABLE_SERVER_SIDE_CURSORS``): tests/dbsettings/
   pgbouncer.py, run in a process of its own.
 * What breaks without those settings, shown rather than told: a server-side cursor and
   a prepared statement live in one server session, and the next transaction of the same
@@ -51,7 +51,8 @@ def test_the_postgresql_tests_pass_through_pgbouncer(figures):
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-p",
-         "tests.integration.reliability.pgbouncer_plugin", "--ds=tests.settings.pgbouncer", *SUITE],
+         "tests.integration.reliability.pgbouncer_plugin",
+         "--ds=tests.dbsettings.pgbouncer", *SUITE],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
         capture_output=True,

@@ -1,6 +1,6 @@
 """Run a probe in a subprocess with probe_settings.py, on a scratch database.
 
-The probe's settings and the scratch databases both come from tests/settings/base.py
+The probe's settings and the scratch databases both come from tests/dbsettings/base.py
 (the environment, with the local defaults), not from the running test's own settings:
 the probe is a project of its own, also when the suite runs behind PgBouncer.
 
@@ -17,8 +17,8 @@ import os
 import subprocess
 import sys
 
+from tests.dbsettings.base import BASE_DIR
 from tests.integration.processes.harness import admin_connection
-from tests.settings.base import BASE_DIR
 
 
 def probe_environment(vendor: str, database: str) -> dict[str, str]:

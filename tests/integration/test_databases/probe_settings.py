@@ -1,9 +1,9 @@
 """Settings of the probes' subprocesses: the vendor and database names come from the
-environment (see ``helpers.probe_environment``), the credentials from tests.settings.base."""
+environment (see ``helpers.probe_environment``), the credentials from tests.dbsettings.base."""
 
 import os
 
-from tests.settings.base import BASE_DIR, mysql_settings, postgresql_settings, sqlite_settings
+from tests.dbsettings.base import BASE_DIR, mysql_settings, postgresql_settings, sqlite_settings
 
 SECRET_KEY = "django-dataflow-tests-only"
 USE_TZ = True

@@ -21,7 +21,7 @@ POOL = {
     "pool_max_overflow": int(os.environ.get("PROCS_POOL_OVERFLOW", "2")),
     "pool_timeout": 10.0,
 }
-# The server: what the test passes (tests/settings/base.py's, from the environment).
+# The server: what the test passes (tests/dbsettings/base.py's, from the environment).
 SERVER = {
     key: os.environ.get(f"PROCS_SERVER_{key}", "") for key in ("HOST", "PORT", "USER", "PASSWORD")
 }

@@ -1,6 +1,6 @@
 """Routing tests: a PostgreSQL primary and its streaming hot standby (`bin/replica-up`).
 
-    pytest --ds=tests.settings.routing tests/routing
+    pytest --ds=tests.dbsettings.routing tests/routing
 
 Two sets: "default" with two replica aliases (weights 3 and 1; both lead to the one
 standby, so weights can be counted per alias) and an analytics database of its own, and
@@ -10,8 +10,8 @@ databases are created on the primary and reach the standby by replication.
 
 import os
 
-from tests.settings.base import *  # noqa: F403
-from tests.settings.base import INSTALLED_APPS, postgresql_settings
+from tests.dbsettings.base import *  # noqa: F403
+from tests.dbsettings.base import INSTALLED_APPS, postgresql_settings
 
 DATABASE_VENDOR = "postgresql"
 REPLICA_PORT = os.environ.get("POSTGRES_REPLICA_PORT", "5433")

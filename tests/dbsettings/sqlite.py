@@ -1,9 +1,9 @@
-"""Run the test suite against sqlite: `pytest --ds=tests.settings.sqlite`."""
+"""Run the test suite against sqlite: `pytest --ds=tests.dbsettings.sqlite`."""
 
 import os
 
-from tests.settings.base import *  # noqa: F403
-from tests.settings.base import BASE_DIR, sqlite_settings
+from tests.dbsettings.base import *  # noqa: F403
+from tests.dbsettings.base import BASE_DIR, sqlite_settings
 
 DATABASE_VENDOR = "sqlite"
 DATABASES = {

@@ -1,7 +1,7 @@
-"""Run the test suite against postgresql: `pytest --ds=tests.settings.postgresql`."""
+"""Run the test suite against postgresql: `pytest --ds=tests.dbsettings.postgresql`."""
 
-from tests.settings.base import *  # noqa: F403
-from tests.settings.base import postgresql_settings
+from tests.dbsettings.base import *  # noqa: F403
+from tests.dbsettings.base import postgresql_settings
 
 DATABASE_VENDOR = "postgresql"
 DATABASES = {

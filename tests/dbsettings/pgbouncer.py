@@ -1,7 +1,8 @@
 """Run the PostgreSQL tests through PgBouncer in transaction mode.
 
     bin/reliability-servers up pgbouncer
-    pytest --ds=tests.settings.pgbouncer -p tests.integration.reliability.pgbouncer_plugin tests ...
+    pytest --ds=tests.dbsettings.pgbouncer \
+        -p tests.integration.reliability.pgbouncer_plugin tests ...
 
 PgBouncer (started by ``bin/reliability-servers``, port 6440, in front of the shared
 PostgreSQL) hands every transaction to whichever server session is free. The documented
@@ -12,8 +13,8 @@ PostgreSQL settings: ``behind_transaction_pooler`` (no prepared statements) and
 
 import os
 
-from tests.settings.base import *  # noqa: F403
-from tests.settings.base import TEST_POOL, postgresql_settings
+from tests.dbsettings.base import *  # noqa: F403
+from tests.dbsettings.base import TEST_POOL, postgresql_settings
 
 PGBOUNCER_PORT = os.environ.get("DATAFLOW_RELIABILITY_PGBOUNCER_PORT", "6440")
 

@@ -1,7 +1,7 @@
-"""Run the test suite against mysql: `pytest --ds=tests.settings.mysql`."""
+"""Run the test suite against mysql: `pytest --ds=tests.dbsettings.mysql`."""
 
-from tests.settings.base import *  # noqa: F403
-from tests.settings.base import mysql_settings
+from tests.dbsettings.base import *  # noqa: F403
+from tests.dbsettings.base import mysql_settings
 
 DATABASE_VENDOR = "mysql"
 DATABASES = {
