@@ -47,7 +47,7 @@ from django_dataflow.backends.server import ServerQueries
 from django_dataflow.errors import PoolClosed, PoolTimeout
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
 from django_dataflow.settings.options import pool_arguments
-from django_dataflow.settings.validation import resolve_pool_options
+from django_dataflow.settings.validation import resolve_pool_options, without_pool_options
 from django_dataflow.signals import pool_checkin, pool_checkout, pool_connect
 
 logger = logging.getLogger("django_dataflow.pool")
@@ -101,6 +101,9 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         self._dataflow_last: LastPool | None = None
         finalizer = weakref.finalize(self, return_lease, self._dataflow_lease)
         finalizer.atexit = False
+
+    def get_connection_params(self) -> dict[str, Any]:  # pool options in OPTIONS: I001
+        return without_pool_options(super().get_connection_params())
 
     # -- which connections are pooled ------------------------------------------------
 

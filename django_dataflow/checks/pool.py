@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Info, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from django_dataflow import conf
@@ -35,6 +35,7 @@ PROBLEM_IDS = {
     "pool_option_in_options": "dataflow.E010",
     "statement_cache_unused": "dataflow.W001",
     "server_side_cursors_behind_pooler": "dataflow.W002",
+    "pool_options_moved": "dataflow.I001",
 }
 WORKER_SETTING_ID = "dataflow.E007"
 MONITORING_SETTING_ID = "dataflow.E011"
@@ -53,18 +54,19 @@ def register_checks() -> None:
 
 
 def _message(problem: Problem) -> CheckMessage:
-    level = Error if problem.severity == "error" else Warning
+    level = {"error": Error, "info": Info}.get(problem.severity, Warning)
     return level(problem.message, hint=problem.hint or None, id=PROBLEM_IDS[problem.kind])
 
 
 def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """dataflow.E001-E006, E008, W001-W002: every POOL, and what conflicts with it."""
+    """dataflow.E001-E006, E008-E010, W001-W002, I001: every POOL, and what conflicts
+    with it."""
     return pool_settings_messages(settings.DATABASES)
 
 
 def pool_settings_messages(databases: Mapping[str, Any]) -> list[CheckMessage]:
     """The messages of check_pool_settings for a DATABASES setting."""
-    messages = []
+    messages: list[CheckMessage] = []
     for alias, vendor, settings_dict in pooled_entries(databases):
         inspection = inspect_pool_options(alias, vendor, settings_dict)
         messages.extend(_message(problem) for problem in inspection.problems)
@@ -97,6 +99,22 @@ def ignored_pool_settings_messages(databases: Mapping[str, Any]) -> list[CheckMe
                         id=IGNORED_POOL_ID,
                     )
                 )
+            driver_options = settings_dict.get("OPTIONS")
+            stock = VENDOR_OF_STOCK_ENGINE.get(engine)
+            if stock and isinstance(driver_options, dict):
+                found = [key for key in driver_options if key in POOL_OPTIONS]
+                if found:
+                    messages.append(
+                        Warning(
+                            f"{entry}['OPTIONS'] has the pool options "
+                            f"{', '.join(map(repr, found))}, but its ENGINE {engine!r} is "
+                            "Django's: nothing is pooled, and the driver refuses them.",
+                            hint=f"Set ENGINE to {ENGINE_OF_VENDOR[stock]!r}: "
+                            f"env.db(engine={ENGINE_OF_VENDOR[stock]!r}) or "
+                            f"dj_database_url.config(engine={ENGINE_OF_VENDOR[stock]!r}).",
+                            id=IGNORED_POOL_ID,
+                        )
+                    )
             continue
         for key in settings_dict:
             lowered = str(key).lower()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a DATABASES entry. ``kind`` is stable (the checks map it to
-    a check id); ``severity`` is "error" (cannot work) or "warning" (works, not as meant)."""
+    a check id); ``severity`` is "error" (cannot work), "warning" (works, not as meant) or
+    "info" (works as meant, done differently than written)."""
 
     kind: str
     message: str

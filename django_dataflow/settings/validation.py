@@ -18,6 +18,7 @@ from django_dataflow.settings.options import (
     InvalidValue,
     is_off,
     normalize,
+    parse_text,
     unknown_option_hint,
     vendor_complaint,
 )
@@ -68,6 +69,9 @@ def inspect_pool_options(alias: str, vendor: str, settings_dict: dict[str, Any])
                     unknown_option_hint(key),
                 )
             )
+    in_pool = set(given)
+    given, moved_problems = _with_pool_options_from_options(alias, settings_dict, given)
+    problems.extend(moved_problems)
     options: dict[str, Any] = {}
     for name, option in POOL_OPTIONS.items():
         if not option.applies_to(vendor):
@@ -83,12 +87,19 @@ def inspect_pool_options(alias: str, vendor: str, settings_dict: dict[str, Any])
         options[name] = option.default_for(vendor)
         if name in given:
             try:
-                options[name] = normalize(option, given[name])
+                value = given[name]
+                # A DATABASE_URL helper leaves query parameters as text ("true", "none").
+                from_options = name not in in_pool
+                is_text = isinstance(value, str) and from_options
+                options[name] = parse_text(option, value) if is_text else normalize(option, value)
             except InvalidValue as complaint:
+                where = _where(alias, name)
+                if from_options:
+                    where = f"settings.DATABASES[{alias!r}]['OPTIONS'][{name!r}]"
                 problems.append(
                     Problem(
                         "invalid_value",
-                        f"{_where(alias, name)} {complaint}.",
+                        f"{where} {complaint}.",
                         f"{name}: {option.help} (docs/configuration.md)",
                     )
                 )
@@ -128,18 +139,67 @@ def _conflicts(
             )
         )
         return problems
-    for key in driver_options:
-        if key in POOL_OPTIONS:
+    problems.extend(entry_rules(vendor).conflicts(entry, settings_dict, driver_options, options))
+    return problems
+
+
+def _options_dict(settings_dict: dict[str, Any]) -> dict[str, Any]:
+    driver_options = settings_dict.get("OPTIONS")
+    return driver_options if isinstance(driver_options, dict) else {}
+
+
+def _with_pool_options_from_options(
+    alias: str, settings_dict: dict[str, Any], given: dict[str, Any]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The POOL options of an entry, with those found in its OPTIONS added.
+
+    django-environ's ``env.db()`` and ``dj_database_url.config()`` put every query
+    parameter of a URL (``?pool_size=20``) in ``OPTIONS``. Those that are pool options
+    are the pool's: they count as POOL options, the backends leave them out of the
+    driver's parameters (``without_pool_options``), and an Info (dataflow.I001) says so.
+    The same option in POOL with another value is an error (dataflow.E010).
+    """
+    driver_options = _options_dict(settings_dict)
+    found = [key for key in driver_options if key in POOL_OPTIONS]
+    if not found:
+        return given, []
+    entry = f"settings.DATABASES[{alias!r}]"
+    problems = []
+    merged = dict(given)
+    for key in found:
+        if key in given and given[key] != driver_options[key]:
             problems.append(
                 Problem(
                     "pool_option_in_options",
-                    f"{entry}['OPTIONS'] has {key!r}, a pool option: OPTIONS goes to the "
-                    "driver, which refuses it.",
-                    f"Move {key!r} from OPTIONS to the entry's POOL.",
+                    f"{entry} has the pool option {key!r} both in OPTIONS "
+                    f"({driver_options[key]!r}) and in POOL ({given[key]!r}).",
+                    f"Keep one: remove {key!r} from OPTIONS (or from the URL's query "
+                    "string) or from POOL.",
                 )
             )
-    problems.extend(entry_rules(vendor).conflicts(entry, settings_dict, driver_options, options))
-    return problems
+        else:
+            merged[key] = driver_options[key]
+    moved = ", ".join(repr(key) for key in found)
+    problems.append(
+        Problem(
+            "pool_options_moved",
+            f"{entry}['OPTIONS'] has the pool options {moved} (a DATABASE_URL helper such "
+            "as django-environ's env.db() or dj_database_url puts a URL's query "
+            "parameters there): they are used as the entry's POOL options and are not "
+            "passed to the driver.",
+            "Nothing to fix. In a hand-written entry, write them in POOL instead.",
+            severity="info",
+        )
+    )
+    return merged, problems
+
+
+def without_pool_options(connection_params: dict[str, Any]) -> dict[str, Any]:
+    """``connection_params`` (what the driver's connect() gets) without the pool options
+    a DATABASE_URL helper left in OPTIONS: they are the pool's."""
+    if not any(key in POOL_OPTIONS for key in connection_params):
+        return connection_params
+    return {key: value for key, value in connection_params.items() if key not in POOL_OPTIONS}
 
 
 def resolve_pool_options(alias: str, vendor: str, settings_dict: dict[str, Any]) -> dict[str, Any]:
