@@ -34,6 +34,12 @@ logger = logging.getLogger("django_dataflow.pool")
 # connections opened together do not all expire together.
 RECYCLE_JITTER = 0.025
 
+# After a failed connect while connections are open, the next connect for the queue waits
+# CONNECT_BACKOFF seconds, doubling per failure up to CONNECT_BACKOFF_MAX, each delay
+# jittered down by up to half (see opening.py).
+CONNECT_BACKOFF = 0.05
+CONNECT_BACKOFF_MAX = 2.0
+
 
 class PoolEvents(Protocol):
     """Optional listener for what happens inside the pool; called outside the lock."""
@@ -104,6 +110,13 @@ class PoolState:
         self._total = 0
         # Connects running in opener threads for the waiters (counted in _total too).
         self._opening = 0
+        # Connects that failed in a row, the last one's error, and when the openers may
+        # try again (time.monotonic(); 0: now). Cleared by a connect that succeeds.
+        self._connect_failures = 0
+        self._connect_error: BaseException | None = None
+        self._retry_at = 0.0
+        # An opener thread is sleeping until _retry_at, to serve the queue then.
+        self._retrying = False
         self._generation = 0
         self._leases = itertools.count(1)
         self._closed = False
@@ -134,6 +147,12 @@ class PoolState:
         ) -> None: ...
 
         def _discard(self, discarded: list[tuple[ConnectionRecord, str]]) -> None: ...
+
+        # Provided by opening.py.
+
+        def _serve_queue(self) -> int: ...
+
+        def _start_openers(self, count: int, *, give_back: bool = True) -> int: ...
 
     # -- lending -------------------------------------------------------------------------
 
@@ -179,12 +198,15 @@ class PoolState:
 
     # -- parked connections, claimed under the lock (see parking.py for the claim) -------
 
-    def _take_parked(self) -> ConnectionRecord | None:
-        """Under the lock: claim the longest-parked connection, or None."""
+    def _take_parked(self, newest: bool = False) -> ConnectionRecord | None:
+        """Under the lock: claim the longest-parked connection (``newest``: the most
+        recently parked), or None. A borrower takes the newest, as from the idle stack:
+        surplus connections stay parked long enough for the housekeeper to close them
+        as idle overflow."""
         parked = self._parked
         while parked:
             try:
-                lease = next(iter(parked))
+                lease = next(reversed(parked)) if newest else next(iter(parked))
             except (StopIteration, RuntimeError):  # a holder popped it meanwhile
                 continue
             record = parked.pop(lease, None)
@@ -193,10 +215,9 @@ class PoolState:
                 return record
         return None
 
-    def _hand_parked_to_waiters(self, beyond: int = 0) -> None:
-        """Under the lock: parked connections go to the oldest waiters, leaving
-        ``beyond`` waiters (those the connections being opened will serve)."""
-        while len(self._waiters) > beyond and self._parked:
+    def _hand_parked_to_waiters(self) -> None:
+        """Under the lock: parked connections go to the oldest waiters."""
+        while self._waiters and self._parked:
             record = self._take_parked()
             if record is None:
                 return
@@ -214,6 +235,25 @@ class PoolState:
         return taken
 
     # -- opening and closing -------------------------------------------------------------
+
+    def _connect_failed(self, error: BaseException) -> bool:
+        """Under the lock, the failed connect's slot given back: remember the error and,
+        when connections are open (one may come back), put the next connect for the
+        queue off (jittered exponential backoff). Returns whether connections are open."""
+        self.stats.counters["connection_errors"] += 1
+        self._connect_error = error
+        if self._total == self._opening:
+            return False  # nothing open: the callers fail fast, no backoff
+        self._connect_failures += 1
+        delay = min(CONNECT_BACKOFF_MAX, CONNECT_BACKOFF * 2 ** min(self._connect_failures - 1, 16))
+        self._retry_at = time.monotonic() + delay * (1.0 - random.random() / 2)
+        return True
+
+    def _connect_succeeded(self) -> None:
+        # Under the lock.
+        self._connect_failures = 0
+        self._connect_error = None
+        self._retry_at = 0.0
 
     def _recycle_deadline(self) -> float | None:
         if not self.recycle:

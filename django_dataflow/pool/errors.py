@@ -12,7 +12,15 @@ class PoolEngineError(Exception):
 
 
 class PoolTimeoutError(PoolEngineError):
-    """No connection became available within the checkout timeout."""
+    """No connection became available within the checkout timeout.
+
+    ``last_connect_error``: when connects failed meanwhile (a server or role out of
+    sessions), the last one's error, also the ``__cause__`` it is raised from.
+    """
+
+    def __init__(self, message: str, last_connect_error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.last_connect_error = last_connect_error
 
 
 class PoolClosedError(PoolEngineError):

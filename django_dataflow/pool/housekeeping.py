@@ -111,6 +111,11 @@ class HousekeepingMixin(PoolState):
             abandoned = self._claim_abandoned(threading.current_thread())
             leaked = self.leaks.find(self._out, now) if self.leaks.threshold else []
             self.stats.counters["leaks"] += len(leaked)
+            # Waiters no opener serves (a thread that could not be started, a backoff
+            # that ended with nobody checking out since): serve them now.
+            openers = self._serve_queue() if self._waiters else 0
+        if openers:
+            self._start_openers(openers)
         self._discard(expired)  # closed, then their slots freed
         if abandoned:
             self._return_abandoned(abandoned)

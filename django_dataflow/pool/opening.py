@@ -18,9 +18,19 @@ connections long after it: 1.6x fewer requests served than with the slow start.)
 
 A waiter gets whatever comes first: a connection given back (checkin hands it to the
 oldest waiter) or a new one (the opener hands it to the oldest waiter, or keeps it idle
-when nobody waits any more). A failed connect fails the oldest waiter with the connect's
-error at once (the server is down: the request should fail fast, not wait for
-``pool_timeout``) and the next attempt starts for the others.
+when nobody waits any more). A failed connect, as in psycopg_pool and HikariCP:
+
+* with connections open (one will come back), fails nobody: the server or the role may
+  be out of sessions. Waiters wait for a returned connection until ``pool_timeout``
+  (their PoolTimeoutError carries the last connect's error), and the next connect for
+  the queue waits a jittered exponential backoff (``CONNECT_BACKOFF`` doubling up to
+  ``CONNECT_BACKOFF_MAX``, base.py), slept by one opener thread;
+* with nothing open (a restart, a dead replica), fails every waiter at once with its
+  error: nothing can come back, and requests must fail fast (the router moves reads to
+  the primary).
+
+A thread that cannot be started (``RuntimeError: can't start new thread``: a pids
+limit, memory pressure) gives its slot back; see ``_start_openers``.
 
 An opener thread opens connection after connection while the queue needs them, and
 starts more threads only when the slow start allows more connects at once.
@@ -53,12 +63,16 @@ class OpeningMixin(PoolState):
     """The background-opening part of ConnectionPool."""
 
     def _serve_queue(self) -> int:
-        """Under the lock: what the waiting queue needs now. Reserve slots for openers (no
-        more openers than waiters, at most ``max_opening`` or a quarter of the open
-        connections at once, within the limit) and return how many to start; at the
-        limit, give the waiters parked connections, since no new connection is coming
-        for them."""
+        """Under the lock: what the waiting queue needs now. Idle parked connections go to
+        the oldest waiters first (an idle connection beats a new one); then reserve slots
+        for openers (no more openers than waiters left, at most ``max_opening`` or a
+        quarter of the open connections at once, within the limit, none while a failed
+        connect's backoff runs) and return how many to start."""
+        if self._parked:
+            self._hand_parked_to_waiters()
         started = 0
+        if self._retry_at and (self._retrying or time.monotonic() < self._retry_at):
+            return 0  # backing off; the retrying opener serves the queue afterwards
         at_once = max(self.max_opening, (self._total - self._opening) // SLOW_START_SHARE)
         while (
             self._opening < at_once
@@ -68,44 +82,70 @@ class OpeningMixin(PoolState):
             self._opening += 1
             self._total += 1
             started += 1
-        if self._parked and self._total >= self.max_connections:
-            self._hand_parked_to_waiters(beyond=self._opening)
         return started
 
     def _fail_waiters(self, failure: ConnectFailed) -> None:
-        """Under the lock: a connect failed. The oldest waiter gets its error at once.
-        With nothing open (nothing can come back), so does every waiting request: the
-        next attempt would most likely fail the same way, and against a server that
-        does not answer (a partition) each attempt takes ``connect_timeout``, so they
-        would fail one after another, the last after ``pool_timeout``."""
-        everyone = self._total == self._opening
+        """Under the lock, with nothing open: a connect failed, and every waiting request
+        gets its error at once. Nothing can come back, the next attempt would most likely
+        fail the same way, and against a server that does not answer (a partition) each
+        attempt takes ``connect_timeout``, so they would fail one after another, the last
+        after ``pool_timeout``."""
         while self._waiters:
             waiter = self._waiters.popleft()
             waiter.grant = failure
             waiter.event.set()
-            if not everyone:
-                return
 
-    def _start_openers(self, count: int) -> None:
-        # Outside the lock: one thread per reserved slot.
-        for _ in range(count):
-            threading.Thread(
-                target=self._open_for_waiters, name=f"dataflow-open-{self.name}", daemon=True
-            ).start()
+    def _start_openers(self, count: int, *, give_back: bool = True) -> int:
+        """Outside the lock: one opener thread per reserved slot. Returns how many could
+        not be started; their slots are given back (``give_back``; the queue is not
+        served with them: the caller decides, see checkout) or left to the caller."""
+        for done in range(count):
+            ticket = _Ticket()
+            try:
+                threading.Thread(
+                    target=self._open_for_waiters,
+                    args=(ticket,),
+                    name=f"dataflow-open-{self.name}",
+                    daemon=True,
+                ).start()
+            except BaseException as error:
+                left = count - done
+                with self._lock:
+                    if ticket.running:  # started after all (start() was interrupted)
+                        left -= 1
+                    ticket.cancelled = True
+                    if give_back:
+                        self._opening -= left
+                        self._total -= left
+                if not isinstance(error, Exception):
+                    raise  # interrupted (the slots are given back or the caller's)
+                logger.warning(
+                    "Could not start a thread to open connections for %r.",
+                    self.name,
+                    exc_info=True,
+                )
+                return left
+        return 0
 
-    def _open_for_waiters(self) -> None:
+    def _open_for_waiters(self, ticket: _Ticket | None = None) -> None:
         """An opener thread: open a connection (its slot is reserved), give it to the
         oldest waiter, and go on while the queue needs more.
 
         The thread keeps one of the next reserved slots for itself and starts threads
         only for the others: under load, starting a thread costs its starter a wait for
         the interpreter lock among every busy thread, once per connection otherwise.
+        Slots it cannot start a thread for, it opens itself, one after another.
         """
-        more = 1
-        while more:
-            more = self._open_one_for_waiters()
-            if more > 1:
-                self._start_openers(more - 1)
+        if ticket is not None:
+            with self._lock:
+                if ticket.cancelled:
+                    return  # its starter gave the slot back
+                ticket.running = True
+        pending = 1
+        while pending:
+            pending += self._open_one_for_waiters() - 1
+            if pending > 1:
+                pending = 1 + self._start_openers(pending - 1, give_back=False)
 
     def _open_one_for_waiters(self) -> int:
         """Open one connection for the queue; return how many slots the queue needs now
@@ -113,22 +153,19 @@ class OpeningMixin(PoolState):
         try:
             connection = self.connector.connect()
         except BaseException as error:
+            retry = False
             with self._lock:
                 self._opening -= 1
                 self._total -= 1
-                self.stats.counters["connection_errors"] += 1
-                if self._waiters:
-                    # A connection parked by a live thread is lent only at the limit
-                    # (see checkout), but one is better than the connect's error: the
-                    # server or the role may be out of sessions. (If the server is down,
-                    # the parked one fails its pre-ping and the waiter fails as fast.)
-                    parked = self._take_parked() if self._parked else None
-                    if parked is not None:
-                        self._lend_to_oldest_waiter(parked, time.monotonic())
-                    else:
-                        self._fail_waiters(ConnectFailed(error))
+                anything_open = self._connect_failed(error)
+                if not anything_open:
+                    self._fail_waiters(ConnectFailed(error))
+                elif self._waiters and not self._retrying and not self._closed:
+                    self._retrying = retry = True
                 more = self._serve_queue()
             logger.debug("Opening a connection for %r failed: %s", self.name, error)
+            if retry:
+                return more + self._retry_after_backoff()
             return more
         record = ConnectionRecord(
             connection, generation=self._generation, recycle_at=self._recycle_deadline()
@@ -136,6 +173,7 @@ class OpeningMixin(PoolState):
         with self._lock:
             self._opening -= 1
             self.stats.counters["connections_created"] += 1
+            self._connect_succeeded()
             closed = self._closed
             if closed:
                 self._total -= 1
@@ -149,3 +187,25 @@ class OpeningMixin(PoolState):
             return 0
         logger.debug("Opened a new connection for %r (%d open).", self.name, self._total)
         return more
+
+    def _retry_after_backoff(self) -> int:
+        """Sleep until the backoff of the failed connects ends (it may grow meanwhile),
+        then reserve what the queue needs; 0 when nobody waits any more."""
+        while True:
+            with self._lock:
+                wait = self._retry_at - time.monotonic()
+                if wait <= 0 or self._closed or not self._waiters:
+                    self._retrying = False
+                    return 0 if self._closed else self._serve_queue()
+            time.sleep(wait)
+
+
+class _Ticket:
+    """An opener thread's claim on its slot, settled under the pool lock: the thread
+    runs only if its starter did not give the slot back (``start()`` failed)."""
+
+    __slots__ = ("cancelled", "running")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.running = False

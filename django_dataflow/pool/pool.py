@@ -56,12 +56,12 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         """Lend a ready connection to the calling thread.
 
         Raises PoolTimeoutError when none is free within ``timeout`` seconds (the pool's
-        default when None), and any error of the connector when a new connection fails.
+        default when None), and any error of the connector when a new connection fails
+        while none is open.
         """
         started = time.monotonic()
         thread = threading.current_thread()
-        abandoned: list[tuple[ConnectionRecord, int]] = []
-        openers = 0
+        limit = self.timeout if timeout is None else timeout
         grant: ConnectionRecord | Literal[Token.MAY_CONNECT] | None
         with self._lock:
             if self._closed:
@@ -73,53 +73,87 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
             elif (
                 self._parked
                 and not self._waiters
-                and (grant := self._take_parked_of_ended_thread())
+                and (grant := self._take_parked_of_ended_thread() or self._take_parked(newest=True))
             ):
-                # Parked by a thread that has ended: nobody will take it back.
+                # An idle connection parked by another thread (one that has ended first:
+                # nobody will take it back) beats a new one: sessions follow the
+                # requests in flight, not the number of threads (see parking.py).
                 self._lend(grant, thread, started)
             elif not self._total:
                 # Nothing open or opening, so nothing can come back: connect right here.
                 self._total += 1
                 grant = MAY_CONNECT
-            elif (
-                self._total >= self.max_connections
-                and self._parked
-                and not self._waiters
-                and (grant := self._take_parked())
-            ):
-                # At the limit: another thread's parked connection. (Below it, the pool
-                # grows instead: taking a parked connection leaves its thread without
-                # one, which then takes another's, and so on, for every request.)
-                self._lend(grant, thread, started)
             else:
-                # Wait for whatever comes first: a connection given back, or one the
-                # openers make for the queue (see opening.py).
-                waiter = Waiter(thread, started)
-                self._waiters.append(waiter)
-                if self._total >= self.max_connections:
-                    abandoned = self._claim_abandoned(thread)
-                # Openers, or at the limit any parked connection (also one parked after
-                # the check above), for the oldest waiters.
-                openers = self._serve_queue()
                 grant = None
-        if openers:
-            self._start_openers(openers)
-        if abandoned:
-            self._return_abandoned(abandoned)
+                waiter = self._queue(thread, started)
         if grant is None:
-            self._return_orphans()
-            grant = self._wait_for_grant(
-                waiter, started, self.timeout if timeout is None else timeout
-            )
+            grant = self._wait(waiter, started, limit)
         if grant is MAY_CONNECT:
-            record = self._open_for(thread)
+            record = self._open_for(thread, started, limit)
         else:
-            record = self._make_ready(grant, thread, started)
-        if self.leaks.threshold:
-            self.leaks.remember_checkout(record)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("Checked out a connection of %r (%s).", self.name, record)
+            lease = grant.lease
+            try:
+                record = self._make_ready(grant, thread, started, limit)
+            except BaseException:
+                # Interrupted while it was ours (a ping, an async exception): not lost.
+                self.checkin(grant, lease, discard_reason="interrupted", in_hand=True)
+                raise
+        try:
+            if self.leaks.threshold:
+                self.leaks.remember_checkout(record)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("Checked out a connection of %r (%s).", self.name, record)
+        except BaseException:
+            self.checkin(record, record.lease, in_hand=True)
+            raise
         return record
+
+    def _queue(self, thread: threading.Thread, started: float) -> Waiter:
+        """Under the lock: join the queue. Wait for whatever comes first: a connection
+        given back, a parked one, or one the openers make for the queue (opening.py)."""
+        waiter = Waiter(thread, started)
+        self._waiters.append(waiter)
+        if self._total >= self.max_connections:
+            waiter.abandoned = self._claim_abandoned(thread)
+        waiter.openers = self._serve_queue()
+        return waiter
+
+    def _wait(
+        self, waiter: Waiter, started: float, timeout: float
+    ) -> ConnectionRecord | Literal[Token.MAY_CONNECT]:
+        """Outside the lock, queued: start the openers reserved for the queue, return
+        connections of ended threads and orphans, then wait. Whatever fails or
+        interrupts on the way takes the waiter out of the queue (or gives back what it
+        was granted)."""
+        try:
+            # No thread for the queue's connect: connect here instead, in a slot of our
+            # own, unless something was handed over meanwhile.
+            if (
+                waiter.openers
+                and self._start_openers(waiter.openers)
+                and self._connect_instead_of_waiting(waiter)
+            ):
+                return MAY_CONNECT
+            if waiter.abandoned:
+                self._return_abandoned(waiter.abandoned)
+            self._return_orphans()
+        except BaseException:
+            self._abandon_wait(waiter)
+            raise
+        return self._wait_for_grant(waiter, started, timeout)
+
+    def _connect_instead_of_waiting(self, waiter: Waiter) -> bool:
+        with self._lock:
+            if (
+                waiter.grant is not None
+                or self._closed
+                or self._total >= self.max_connections
+                or waiter not in self._waiters
+            ):
+                return False
+            self._waiters.remove(waiter)
+            self._total += 1
+            return True
 
     def checkin(
         self,
@@ -162,6 +196,9 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                     clean = self.connector.reset(record.connection)
                 except Exception:
                     clean = False
+                except BaseException:  # interrupted: its state is unknown
+                    self.checkin(record, lease, discard_reason="interrupted", in_hand=True)
+                    raise
                 if not clean:
                     reason = "reset_failed"
         if record.leak_reported:
@@ -201,29 +238,30 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         remaining = min(max(0.0, started + timeout - time.monotonic()), threading.TIMEOUT_MAX)
         try:
             waiter.event.wait(remaining)
+            with self._lock:
+                grant = waiter.grant
+                now = time.monotonic()
+                waited = now - started
+                self.stats.record_wait(waited)
+                if grant is None:
+                    # Nothing was handed over: leave the queue. (Anything handed over
+                    # before we took the lock is in ``grant`` and gets used.)
+                    self._waiters.remove(waiter)
+                    # A parked connection (one parked after the queue was served)
+                    # rather than a timeout.
+                    grant = waiter.grant = self._take_parked() if self._parked else None
+                    if grant is not None:
+                        self._lend(grant, waiter.thread, now)
+                    else:
+                        self.stats.counters["timeouts"] += 1
+                        cause = self._connect_error
+                        message = self._timeout_message(waited, cause)
         except BaseException:
             # Interrupted (KeyboardInterrupt, an async exception): leave the queue, and
             # give back whatever was handed over meanwhile, or the next connection
             # returned would go to a waiter that is gone, and be lost for good.
             self._abandon_wait(waiter)
             raise
-        with self._lock:
-            grant = waiter.grant
-            now = time.monotonic()
-            waited = now - started
-            self.stats.record_wait(waited)
-            if grant is None:
-                # Nothing was handed over: leave the queue. (Anything handed over before
-                # we took the lock is in ``grant`` and gets used, so nothing is lost.)
-                self._waiters.remove(waiter)
-                # Below the limit a live thread's parked connection is not lent (see
-                # checkout); rather than time out, take one (a connect was too slow).
-                grant = self._take_parked() if self._parked else None
-                if grant is not None:
-                    self._lend(grant, waiter.thread, now)
-                else:
-                    self.stats.counters["timeouts"] += 1
-                    message = self._timeout_message(waited)
         if grant is None:
             logger.warning("%s", message)
             if self.events is not None:
@@ -231,7 +269,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                     self.events.timed_out(self, waited, message)
                 except Exception:  # the borrower must still get its PoolTimeout
                     logger.exception("A pool_timeout receiver of %r failed.", self.name)
-            raise PoolTimeoutError(message)
+            raise PoolTimeoutError(message, last_connect_error=cause) from cause
         if grant is POOL_CLOSED:
             raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
         if isinstance(grant, ConnectFailed):
@@ -243,24 +281,25 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         # only a borrower with nothing to wait for connects itself).
         with self._lock:
             grant = waiter.grant
-            if grant is None:
+            if grant is None and waiter in self._waiters:
                 self._waiters.remove(waiter)
-        if isinstance(grant, ConnectionRecord):
+        if isinstance(grant, ConnectionRecord) and grant.holder is waiter.thread:
             self.checkin(grant, grant.lease, in_hand=True)
 
-    def _timeout_message(self, waited: float) -> str:
+    def _timeout_message(self, waited: float, cause: BaseException | None) -> str:
         # Under the lock.
+        failed = f" The last connect failed: {type(cause).__name__}: {cause}." if cause else ""
         return (
             f"Timed out after {waited:.2f}s waiting for a connection from the pool of "
             f"database {self.name!r}: {len(self._out) - len(self._parked)} of "
             f"{self.max_connections} connections checked out (pool_size={self.pool_size} "
             f"+ pool_max_overflow="
             f"{self.max_overflow}), {len(self._waiters)} other requests waiting. Raise "
-            f"pool_size / pool_max_overflow, or return connections sooner."
+            f"pool_size / pool_max_overflow, or return connections sooner.{failed}"
         )
 
     def _make_ready(
-        self, record: ConnectionRecord, thread: threading.Thread, now: float
+        self, record: ConnectionRecord, thread: threading.Thread, now: float, timeout: float
     ) -> ConnectionRecord:
         """Check an idle connection before lending it; replace it if it is unfit."""
         reason = record.invalidated
@@ -288,9 +327,13 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                 self.stats.counters["pre_ping_failures"] += 1
                 # One dead connection often means a restarted server: check the others.
                 self._generation += 1
-        self._notify_invalidated(record, reason)
-        self._close_quietly(record)
-        return self._open_for(thread)
+        try:
+            self._notify_invalidated(record, reason)
+            self._close_quietly(record)
+        except BaseException:
+            self._give_back_slot()
+            raise
+        return self._open_for(thread, now, timeout)
 
     def _ping(self, record: ConnectionRecord) -> bool:
         try:
@@ -298,23 +341,47 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         except Exception:
             return False
 
-    def _open_for(self, thread: threading.Thread) -> ConnectionRecord:
-        """Open a new connection in a slot already reserved for the caller."""
+    def _open_for(
+        self, thread: threading.Thread, started: float, timeout: float
+    ) -> ConnectionRecord:
+        """Open a new connection in a slot already reserved for the caller. When it fails
+        while other connections are open, wait for one of them instead (until
+        ``timeout`` from ``started``); with nothing open, raise the connect's error."""
         try:
             connection = self.connector.connect()
-        except BaseException:
+        except BaseException as error:
+            waiter = None
             with self._lock:
                 self._total -= 1
-                self.stats.counters["connection_errors"] += 1
-                openers = self._serve_queue()  # the others try at once, and fail fast
-            if openers:
-                self._start_openers(openers)
-            raise
+                if (
+                    self._connect_failed(error)
+                    and isinstance(error, Exception)
+                    and not self._closed
+                ):
+                    waiter = self._queue(thread, started)
+                else:
+                    openers = self._serve_queue()
+            if waiter is None:
+                if openers:
+                    self._start_openers(openers)
+                raise
+            logger.debug("Opening a connection for %r failed: %s", self.name, error)
+            grant = self._wait(waiter, started, timeout)
+            if grant is MAY_CONNECT:
+                return self._open_for(thread, started, timeout)
+            lease, now = grant.lease, time.monotonic()
+            try:
+                return self._make_ready(grant, thread, now, started + timeout - now)
+            except BaseException:
+                self.checkin(grant, lease, discard_reason="interrupted", in_hand=True)
+                raise
         record = ConnectionRecord(
             connection, generation=self._generation, recycle_at=self._recycle_deadline()
         )
         with self._lock:
             self.stats.counters["connections_created"] += 1
+            if self._connect_failures:
+                self._connect_succeeded()
             if self._closed:
                 self._total -= 1
                 closed = True
@@ -336,12 +403,22 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         a close is slow (a TLS shutdown, MySQL's COM_QUIT)."""
         if not discarded:
             return
-        for record, reason in discarded:
-            self._notify_invalidated(record, reason)
-            self._close_quietly(record)
-        with self._lock:
+        try:
             for record, reason in discarded:
-                self._forget(record, reason)
+                self._notify_invalidated(record, reason)
+                self._close_quietly(record)
+        finally:  # the slots are freed even when a receiver or a close is interrupted
+            with self._lock:
+                for record, reason in discarded:
+                    self._forget(record, reason)
+                openers = self._serve_queue()
+            if openers:
+                self._start_openers(openers)
+
+    def _give_back_slot(self) -> None:
+        """Outside the lock: a reserved slot is not used after all; the queue may."""
+        with self._lock:
+            self._total -= 1
             openers = self._serve_queue()
         if openers:
             self._start_openers(openers)

@@ -41,10 +41,14 @@ Grant = ConnectionRecord | ConnectFailed | Literal[Token.POOL_CLOSED]
 
 
 class Waiter:
-    __slots__ = ("event", "grant", "since", "thread")
+    __slots__ = ("abandoned", "event", "grant", "openers", "since", "thread")
 
     def __init__(self, thread: threading.Thread, since: float) -> None:
         self.event = threading.Event()
         self.grant: Grant | None = None
         self.thread = thread
         self.since = since
+        # What the borrower does once out of the lock, before it waits: start the
+        # openers reserved for the queue, return connections of ended threads.
+        self.openers = 0
+        self.abandoned: list[tuple[ConnectionRecord, int]] = []

@@ -108,3 +108,32 @@ class GatedResetConnector(SQLiteFileConnector):
             self.in_reset.set()
             assert self.gate.wait(10), "the gate never opened"
         return super().reset(connection)
+
+
+class SessionLimitedConnector(SQLiteFileConnector):
+    """A server that allows ``limit`` sessions at once (a role's CONNECTION LIMIT, the
+    server's max_connections): a connect beyond it fails at once."""
+
+    def __init__(self, path, limit: int) -> None:
+        super().__init__(path)
+        self.limit = limit
+        self.sessions = 0
+        self.refused = 0
+
+    def connect(self):
+        with self.lock:
+            if self.sessions >= self.limit:
+                self.refused += 1
+                raise sqlite3.OperationalError("too many connections for role")
+            self.sessions += 1
+        try:
+            return super().connect()
+        except BaseException:
+            with self.lock:
+                self.sessions -= 1
+            raise
+
+    def close(self, connection) -> None:
+        super().close(connection)
+        with self.lock:
+            self.sessions -= 1

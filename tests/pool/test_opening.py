@@ -79,16 +79,35 @@ def test_a_waiter_takes_a_new_connection_when_nothing_comes_back(make_pool, conn
     assert (stats["total"], stats["checked_out"], stats["connections_created"]) == (2, 2, 2)
 
 
-def test_a_failed_connect_for_the_queue_fails_the_oldest_waiter_at_once(make_pool, connector):
+def test_with_a_connection_out_a_failed_connect_fails_nobody_and_is_retried(make_pool, connector):
+    # The server or the role may be out of sessions: the waiter is not failed with the
+    # connect's error; the connect is tried again after a short backoff.
     pool = make_pool(pool_size=2, max_overflow=0, timeout=10)
     held = pool.checkout()
-    connector.fail_next_connect = sqlite3.OperationalError("server down")
+    connector.fail_next_connect = sqlite3.OperationalError("too many connections")
     started = time.monotonic()
-    with pytest.raises(sqlite3.OperationalError, match="server down"):
-        pool.checkout()  # not a PoolTimeout after 10 s: the connect's own error, now
-    assert time.monotonic() - started < 2
+    record = pool.checkout()
+    assert 0.02 <= time.monotonic() - started < 2
     stats = pool.get_stats()
-    assert (stats["total"], stats["connection_errors"], stats["wait_queue"]) == (1, 1, 0)
+    assert (stats["total"], stats["connection_errors"], stats["wait_queue"]) == (2, 1, 0)
+    assert connector.opened == 3
+    pool.checkin(record, record.lease)
+    pool.checkin(held, held.lease)
+
+
+def test_a_timeout_after_failed_connects_carries_the_last_connect_error(make_pool, connector):
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=0.6)
+    held = pool.checkout()
+    connector.fail_always = sqlite3.OperationalError("too many connections for role")
+    with pytest.raises(PoolTimeoutError, match="too many connections for role") as raised:
+        pool.checkout()
+    error = raised.value
+    assert error.last_connect_error is connector.fail_always
+    assert error.__cause__ is connector.fail_always
+    # Retried with a growing backoff (0.05, 0.1, 0.2 ... s, jittered), not in a loop.
+    assert 2 <= connector.opened - 1 <= 6
+    stats = pool.get_stats()
+    assert (stats["total"], stats["checked_out"], stats["wait_queue"]) == (1, 1, 0)
     pool.checkin(held, held.lease)
 
 
@@ -252,23 +271,32 @@ def test_with_nothing_open_a_failed_connect_fails_every_waiter_at_once(make_pool
     assert pool.get_stats()["wait_queue"] == 0
 
 
-def test_with_a_connection_out_a_failed_connect_fails_only_the_oldest_waiter(make_pool, connector):
-    # Something open may come back: the others keep waiting for it.
+def test_with_a_connection_out_failed_connects_fail_no_waiter(make_pool, connector):
+    # Something open will come back: the waiters wait for it, however many connects
+    # fail meanwhile, and are served in turn by the returned connection.
     pool = make_pool(pool_size=2, max_overflow=0, timeout=10)
     held = pool.checkout()
-    server = StalledServer(connector, recovers=True)
-    outcomes, threads = queued_checkouts(pool, 3)
-    server.answer.set()  # the stalled connect fails; the next ones succeed
-    wait_until(lambda: len(outcomes) >= 2)
-    time.sleep(0.1)
-    # The oldest got the error; the next connect (fine now) served the next one.
-    assert len(outcomes) == 2
-    assert sum(isinstance(outcome, sqlite3.OperationalError) for outcome in outcomes) == 1
-    pool.checkin(held, held.lease)  # serves the last
+    server = StalledServer(connector)
+    outcomes = []
+
+    def borrow():
+        try:
+            record = pool.checkout()
+        except Exception as error:
+            outcomes.append(error)
+            return
+        outcomes.append(record)
+        pool.checkin(record, record.lease)
+
+    threads = [threading.Thread(target=borrow) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: pool.get_stats()["wait_queue"] == 3)
+    server.answer.set()  # the stalled connect fails, and so do its retries
+    time.sleep(0.3)
+    assert outcomes == [], "a failed connect failed a waiter"
+    pool.checkin(held, held.lease)  # serves the first, who serves the next ...
     for thread in threads:
         thread.join(5)
-    assert len(outcomes) == 3
-    records = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
-    assert len(records) == 2
-    for record in records:
-        pool.checkin(record, record.lease)
+    assert outcomes == [held] * 3
+    assert pool.get_stats()["connection_errors"] >= 2

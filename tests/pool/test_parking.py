@@ -3,6 +3,7 @@ connections (real sqlite3 connections, real threads)."""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -41,16 +42,56 @@ def test_the_holder_takes_its_parked_connection_back(make_pool, connector):
     assert connector.opened == 1
 
 
-def test_below_the_limit_another_thread_opens_one_rather_than_take_a_parked_one(
+def test_below_the_limit_another_thread_takes_a_parked_one_rather_than_open_one(
     make_pool, connector
 ):
     pool = make_pool(pool_size=2, max_overflow=0)
     record = pool.checkout()
     lease = park(pool, record)
 
-    assert checkout_in_another_thread(pool) is not record
-    assert connector.opened == 2
-    assert pool.unpark(record, lease), "the holder keeps its connection"
+    assert checkout_in_another_thread(pool) is record
+    assert connector.opened == 1
+    assert not pool.unpark(record, lease), "taken: the holder checks out another"
+
+
+def test_sessions_follow_the_requests_in_flight_not_the_threads(make_pool, connector):
+    """16 queue-fed worker threads (waitress, mod_wsgi, Celery threads) with 2 requests
+    in flight hold about 2 connections, not 16: a thread without a parked connection
+    of its own takes an idle one parked by another before it opens one."""
+    pool = make_pool(pool_size=10, max_overflow=10, timeout=5)
+    tasks: queue.Queue = queue.Queue()
+    in_flight = threading.Semaphore(2)
+    done = []
+
+    def worker():
+        local = None  # (record, lease) parked by this thread, as a wrapper keeps it
+        while (task := tasks.get()) is not None:
+            mine = local is not None and pool.unpark(*local)
+            record = local[0] if mine else pool.checkout()
+            time.sleep(0.01)  # the request's queries
+            local = (record, record.lease) if pool.park(record, record.lease) else None
+            if local is None:
+                pool.checkin(record, record.lease)
+            done.append(task)
+            in_flight.release()
+        if local is not None:
+            pool.give_back_parked(*local)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 2
+    sent = 0
+    while time.monotonic() < deadline:
+        in_flight.acquire()
+        tasks.put(sent)
+        sent += 1
+    for _ in threads:
+        tasks.put(None)
+    for thread in threads:
+        thread.join(10)
+    assert len(done) == sent > 100
+    assert connector.opened <= 2 + 2, f"{connector.opened} connections for 2 in flight"
 
 
 def test_below_the_limit_a_connection_parked_by_an_ended_thread_is_taken(make_pool, connector):
