@@ -93,11 +93,14 @@ class Contender:
     unavailable: str | None = None
     reference: bool = False
     notes: list[str] = field(default_factory=list)
+    # The spike workload's contenders are aliases of their own (another pool shape,
+    # another port): their prefix is not the vendor's.
+    prefix: str | None = None
 
     @property
     def alias(self) -> str:
         safe = self.key.replace("+", "_").replace("-", "_")
-        return f"{VENDOR_PREFIX[self.vendor]}_{safe}"
+        return f"{self.prefix or VENDOR_PREFIX[self.vendor]}_{safe}"
 
     @property
     def available(self) -> bool:
@@ -194,6 +197,26 @@ def build_contenders(
                     reference=key in REFERENCE_KEYS,
                 )
             )
+    return contenders
+
+
+def build_spike_contenders(
+    keys: list[str] | None, shape: PoolShape, params: ServerParams, proxy_port: int
+) -> list[Contender]:
+    """The spike workload's contenders: PostgreSQL through the delaying proxy's port."""
+    from benchmarks.spike import SPIKE_FAMILIES
+
+    chosen = [k for k in SPIKE_FAMILIES if keys is None or k in keys]
+    proxied = ServerParams(
+        host="127.0.0.1",
+        port=proxy_port,
+        user=params.user,
+        password=params.password,
+        name=params.name,
+    )
+    contenders = build_contenders(["postgresql"], chosen, shape, {"postgresql": proxied})
+    for contender in contenders:
+        contender.prefix = "pgspike"
     return contenders
 
 

@@ -13,7 +13,11 @@ from typing import Any
 
 A_TARGETS = {"ours": 1.05, "ours+preping": 1.10}
 B_RPS_TARGET = 1.05
+# On the warm pool only: the cold-burst p99 target is withdrawn (docs/design.md says
+# why); the spike workload's targets stand in its place.
 B_P99_TARGET = 0.80
+SPIKE_OPEN_TARGET = 10  # connections open at the end of the burst (HikariCP: 5-6)
+SPIKE_TIME_TARGET = 1.00  # burst time, ours / native
 
 
 def _median(values: list[float]) -> float | None:
@@ -83,15 +87,58 @@ def summarize_b(runs: list[dict[str, dict[str, Any]]], keys: list[str]) -> dict[
     return rows
 
 
+def summarize_spike(runs: list[dict[str, dict[str, Any]]], keys: list[str]) -> dict[str, Any]:
+    """Medians over the spike runs, with the per-run values; burst time paired to native."""
+    rows: dict[str, Any] = {}
+    for key in keys:
+        mine = [r[key] for r in runs if key in r]
+        if not mine:
+            continue
+        row: dict[str, Any] = {"runs": mine, "errors": sum(m["errors"] for m in mine)}
+        row["first_error"] = next((m["first_error"] for m in mine if m["first_error"]), None)
+        for metric in (
+            "open_at_end",
+            "burst_ms",
+            "opened",
+            "open_after",
+            "server_sessions",
+            "p50_ms",
+            "max_ms",
+        ):
+            values = [m[metric] for m in mine if m.get(metric) is not None]
+            row[metric] = _median(values)
+            row[f"{metric}_runs"] = values
+        pairs = [
+            {key: r[key]["burst_ms"], "native": r["native"]["burst_ms"]}
+            for r in runs
+            if key in r and "native" in r
+        ]
+        row["burst_ms_vs_native"] = paired_ratio(pairs, key, "native")
+        row["burst_ms_vs_native_runs"] = paired_ratios(pairs, key, "native")
+        rows[key] = row
+    return rows
+
+
+def _fmt_count(value: float | None, per_run: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:g}"
+    if per_run and len(per_run) > 1:
+        text += f" ({min(per_run):g}-{max(per_run):g} in {len(per_run)})"
+    return text
+
+
 def check_targets(
     vendor: str,
     a: dict[str, Any] | None,
     b: dict[str, dict[str, Any]] | None,
     limit: int,
+    spike: dict[str, Any] | None = None,
 ) -> list[tuple[str, str, bool | None]]:
     """Return [(target, measured, holds)] for one vendor; holds is None when not measured.
 
-    ``a`` is the summary of the direct mode; ``b`` maps each phase to its summary.
+    ``a`` is the summary of the direct mode; ``b`` maps each phase to its summary;
+    ``spike`` is the spike workload's summary.
     """
     checks: list[tuple[str, str, bool | None]] = []
     if a is not None:
@@ -116,13 +163,14 @@ def check_targets(
                     None if rps is None else rps >= B_RPS_TARGET,
                 )
             )
-            checks.append(
-                (
-                    f"(b, {phase}) ours p99 / native p99 <= {B_P99_TARGET:.2f}",
-                    _fmt_ratio(p99, ours.get("p99_ms_vs_native_runs")),
-                    None if p99 is None else p99 <= B_P99_TARGET,
+            if phase != "cold":  # withdrawn on a cold pool: see the spike targets
+                checks.append(
+                    (
+                        f"(b, {phase}) ours p99 / native p99 <= {B_P99_TARGET:.2f}",
+                        _fmt_ratio(p99, ours.get("p99_ms_vs_native_runs")),
+                        None if p99 is None else p99 <= B_P99_TARGET,
+                    )
                 )
-            )
         if vendor != "sqlite":
             opened = ours.get("opened_max")
             checks.append(
@@ -132,6 +180,24 @@ def check_targets(
                     None if opened is None else opened <= limit,
                 )
             )
+    if spike is not None:
+        ours = spike.get("ours", {})
+        at_end = ours.get("open_at_end")
+        checks.append(
+            (
+                f"(spike) ours connections open at the end of the burst <= {SPIKE_OPEN_TARGET}",
+                _fmt_count(at_end, ours.get("open_at_end_runs")),
+                None if at_end is None else at_end <= SPIKE_OPEN_TARGET,
+            )
+        )
+        ratio = ours.get("burst_ms_vs_native")
+        checks.append(
+            (
+                f"(spike) ours burst time / native burst time <= {SPIKE_TIME_TARGET:.2f}",
+                _fmt_ratio(ratio, ours.get("burst_ms_vs_native_runs")),
+                None if ratio is None else ratio <= SPIKE_TIME_TARGET,
+            )
+        )
     return checks
 
 
@@ -224,6 +290,46 @@ def table_b(vendor_result: dict[str, Any], phase: str, markdown: bool = False) -
     return _table(headers, rows, markdown)
 
 
+def table_spike(spike: dict[str, Any], markdown: bool = False) -> str:
+    summary = spike["summary"]
+    headers = [
+        "contender",
+        "open at end",
+        "burst ms",
+        "burst x native",
+        "opened",
+        "open after",
+        "pg sessions",
+        "slowest ms",
+        "errors",
+    ]
+    rows = []
+    for entry in spike["contenders"]:
+        key = entry["key"]
+        row = summary.get(key)
+        if entry["unavailable"] or row is None:
+            reason = entry["unavailable"] or "not measured"
+            rows.append([key, "n/a", *([""] * (len(headers) - 3)), reason])
+            continue
+        rows.append(
+            [
+                key,
+                _fmt_count(row["open_at_end"], row["open_at_end_runs"]),
+                _fmt_count(
+                    None if row["burst_ms"] is None else round(row["burst_ms"]),
+                    [round(v) for v in row["burst_ms_runs"]],
+                ),
+                _fmt_ratio(row.get("burst_ms_vs_native")) if key != "native" else "",
+                _fmt(row["opened"], "g"),
+                _fmt(row["open_after"], "g"),
+                _fmt(row["server_sessions"], "g"),
+                _fmt(row["max_ms"], ".0f"),
+                str(row["errors"]),
+            ]
+        )
+    return _table(headers, rows, markdown)
+
+
 def table_targets(checks: list[tuple[str, str, bool | None]], markdown: bool = False) -> str:
     verdict = {True: "holds", False: "MISSED", None: "n/a"}
     rows = [[target, measured, verdict[holds]] for target, measured, holds in checks]
@@ -280,6 +386,18 @@ def render(result: dict[str, Any], markdown: bool = False) -> str:
                     )
                 )
                 parts.append(table_b(vendor_result, phase, markdown))
+        if vendor_result.get("spike"):
+            params = result["params"]["spike"]
+            parts.append(
+                caption(
+                    f"(spike) every connect delayed {params['delay_ms']:g} ms by a proxy, "
+                    f"{params['threads']} threads released together, one "
+                    f"{params['query_ms']:g} ms query each, pool {params['size']} up to "
+                    f"{params['max']}; median of {params['runs']} runs (min-max); open at "
+                    "end: connections open at the proxy when the last thread finishes"
+                )
+            )
+            parts.append(table_spike(vendor_result["spike"], markdown))
         if vendor_result.get("targets"):
             parts.append(caption("targets"))
             parts.append(table_targets(vendor_result["targets"], markdown))

@@ -9,7 +9,10 @@ measures every contender on every vendor asked for:
     ``persistent``;
 (b) 50 threads, 2000 requests, pool 20 + 30: requests/s, p50/p99 latency and the
     server connections opened, contenders run one at a time, from a cold pool and
-    from a warm one.
+    from a warm one;
+(spike) HikariCP's spike-demand test on PostgreSQL: every connect delayed 150 ms by a
+    proxy (delay_proxy.py), a pool of 5 that may grow to 50, a burst of 50 threads
+    making one 2 ms query each: connections open at the end and the burst's time.
 
 A table goes to stdout and everything (samples included) to a JSON file.
 See docs/benchmarks.md for the method and the latest results.
@@ -37,7 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--vendors", default="postgresql,mysql,sqlite")
-    parser.add_argument("--workloads", default="a,b", help="a, b or a,b")
+    parser.add_argument(
+        "--workloads", default="a,b,spike", help="any of a, b, spike (or c), comma-separated"
+    )
     parser.add_argument(
         "--contenders",
         default="",
@@ -63,6 +68,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--b-warmup", type=int, help="(b) untimed requests before the warm phase [500, 100]"
     )
     parser.add_argument("--work-ms", type=float, default=1.0, help="(b) app work per request")
+    parser.add_argument("--spike-runs", type=int, help="(spike) runs per contender [7, 2]")
+    parser.add_argument("--spike-threads", type=int, default=50, help="(spike) burst threads")
+    parser.add_argument("--spike-size", type=int, default=5, help="(spike) pool size")
+    parser.add_argument("--spike-max", type=int, default=50, help="(spike) pool maximum")
+    parser.add_argument(
+        "--spike-delay-ms", type=float, default=150.0, help="(spike) delay of every connect"
+    )
+    parser.add_argument(
+        "--spike-query-ms", type=float, default=2.0, help="(spike) pg_sleep of each query"
+    )
     parser.add_argument(
         "--quiet-cpu",
         type=float,
@@ -104,6 +119,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "warmup": 50 if quick else 500,
         "blocks": 3 if quick else 20,
         "runs": 1 if quick else 7,
+        "spike_runs": 2 if quick else 7,
         "threads": 20 if quick else 50,
         "requests": 300 if quick else 2000,
         "b_warmup": 100 if quick else 500,
@@ -117,6 +133,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.a_modes = [m.strip() for m in args.a_modes.split(",") if m.strip()]
     args.vendors = [v.strip() for v in args.vendors.split(",") if v.strip()]
     args.workloads = {w.strip() for w in args.workloads.split(",") if w.strip()}
+    if "c" in args.workloads:
+        args.workloads = (args.workloads - {"c"}) | {"spike"}
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()] or None
     return args
 
@@ -163,6 +181,7 @@ def main(argv: list[str]) -> int:
         CONTENDER_KEYS,
         PoolShape,
         build_contenders,
+        build_spike_contenders,
         check_imports,
         databases_setting,
         dispose,
@@ -172,6 +191,7 @@ def main(argv: list[str]) -> int:
     from benchmarks.phases import profile, run_a, run_b
     from benchmarks.report import check_targets, render
     from benchmarks.servers import open_monitor
+    from benchmarks.spike import run_spike
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -204,9 +224,34 @@ def main(argv: list[str]) -> int:
     for contender in contenders:
         if contender.vendor in vendor_problems and contender.available:
             contender.unavailable = vendor_problems[contender.vendor]
-    apps = configure_django(databases_setting(contenders), with_app=not args.no_app)
-    check_imports(contenders)
-    for contender in contenders:
+    # The spike workload's contenders reach PostgreSQL through the delaying proxy, with
+    # a pool shape of their own; they are aliases of their own in the same settings.
+    proxy = None
+    spike_contenders = []
+    spike_problem = None
+    if "spike" in args.workloads and "postgresql" in args.vendors and args.profile is None:
+        if "postgresql" in vendor_problems:
+            spike_problem = vendor_problems["postgresql"]
+        else:
+            from benchmarks.delay_proxy import DelayProxy
+
+            server = monitors["postgresql"].client
+            try:
+                proxy = DelayProxy(server.host, server.port, args.spike_delay_ms)
+                atexit.register(proxy.close)
+                spike_shape = PoolShape(
+                    size=args.spike_size, overflow=args.spike_max - args.spike_size
+                )
+                spike_contenders = build_spike_contenders(
+                    args.contenders, spike_shape, server, proxy.port
+                )
+            except Exception as exc:
+                spike_problem = f"delaying proxy: {type(exc).__name__}: {exc}"[:200]
+    apps = configure_django(
+        databases_setting(contenders + spike_contenders), with_app=not args.no_app
+    )
+    check_imports(contenders + spike_contenders)
+    for contender in contenders + spike_contenders:
         probe(contender)
 
     if args.profile:
@@ -239,6 +284,15 @@ def main(argv: list[str]) -> int:
                 "quiet_cpu_pct": args.quiet_cpu,
                 "pool_size": shape.size,
                 "max_overflow": shape.overflow,
+            },
+            "spike": {
+                "runs": args.spike_runs,
+                "threads": args.spike_threads,
+                "size": args.spike_size,
+                "max": args.spike_max,
+                "delay_ms": args.spike_delay_ms,
+                "query_ms": args.spike_query_ms,
+                "quiet_cpu_pct": args.quiet_cpu,
             },
         },
         "vendors": {},
@@ -274,11 +328,29 @@ def main(argv: list[str]) -> int:
                         "(b); MariaDB's Connections counter is server-wide, so counts may "
                         "include theirs"
                     )
+            if "spike" in args.workloads and vendor == "postgresql":
+                if spike_problem:
+                    vendor_result["notes"].append(f"spike not run: {spike_problem}")
+                else:
+                    assert proxy is not None
+                    vendor_result["spike"] = run_spike(
+                        spike_contenders, proxy, monitors[vendor], args, log
+                    )
+                    vendor_result["spike"]["contenders"] = [
+                        {
+                            "key": c.key,
+                            "alias": c.alias,
+                            "unavailable": c.unavailable,
+                            "settings": _masked(c.settings),
+                        }
+                        for c in spike_contenders
+                    ]
             vendor_result["targets"] = check_targets(
                 vendor,
                 vendor_result.get("a", {}).get("summary", {}).get("direct"),
                 vendor_result.get("b", {}).get("summary"),
                 shape.limit,
+                vendor_result.get("spike", {}).get("summary"),
             )
         vendor_result["contenders"] = [
             {
@@ -295,6 +367,8 @@ def main(argv: list[str]) -> int:
     result["machine"]["load_average_at_end"] = load_average()
     for monitor in monitors.values():
         monitor.close()
+    if proxy is not None:
+        proxy.close()
 
     print(render(result))
     out = Path(args.json)
