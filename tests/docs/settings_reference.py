@@ -129,7 +129,7 @@ DATAFLOW_SETTINGS = {
     ),
     conf.STATS_PUBLISH: ("bool", "`True`", "Publish this process's statistics.", "E011"),
     conf.STATS_INTERVAL: (
-        f"seconds, > 0, at most {conf.MAX_INTERVAL:g}",
+        "seconds, > 0, finite",
         _value(conf.DEFAULT_INTERVAL),
         "Seconds between two looks at the process's pools.",
         "E011",
