@@ -26,12 +26,10 @@ Django opens a connection with ``connect()`` → ``get_new_connection()`` and, w
 from __future__ import annotations
 
 import logging
-import os
 import time
 import weakref
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.signals import connection_created
@@ -41,8 +39,9 @@ from django.utils.functional import cached_property
 from django_dataflow import hooks
 from django_dataflow.backends import events, parking
 from django_dataflow.backends.connector import DjangoConnector
-from django_dataflow.backends.lease import LastPool, Lease, pool_key, return_lease
+from django_dataflow.backends.lease import LastPool, Lease, return_lease
 from django_dataflow.backends.parking import ParkingWrapperMixin
+from django_dataflow.backends.pools import PoolChoiceMixin, install_process_hooks
 from django_dataflow.backends.server import ServerQueries
 from django_dataflow.errors import PoolClosed, PoolTimeout
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
@@ -51,6 +50,8 @@ from django_dataflow.settings.validation import resolve_pool_options, without_po
 from django_dataflow.signals import pool_checkin, pool_checkout, pool_connect
 
 logger = logging.getLogger("django_dataflow.pool")
+
+__all__ = ["PooledDatabaseWrapperMixin", "install_process_hooks"]
 
 NO_DB_ALIAS = "__no_db__"  # Django's alias for its maintenance connections
 
@@ -65,7 +66,7 @@ class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
         return super().__exit__(exc_type, exc_value, traceback)
 
 
-class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
+class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
     """Mix in front of a Django ``DatabaseWrapper`` to pool its connections."""
 
     connector_class: type[DjangoConnector] = DjangoConnector
@@ -117,8 +118,10 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
     def connect(self) -> None:
         # Not decorated with @async_unsafe like Django's: ensure_connection(), the way in,
         # already checks, and the check costs as much as a quarter of a checkout.
-        if self._dataflow_parked:
-            # self.connection was overwritten while parked: give the parked one back.
+        if self._dataflow_lease.record is not None:
+            # Parked, and self.connection overwritten meanwhile; or a lease left behind
+            # (an exception interrupted a connect or a close, connect() called while
+            # connected): give it back, never strand it under a new checkout's lease.
             self._dataflow_release()
         self._dataflow_epoch = parking.epoch.value  # read before the settings
         pool = self._dataflow_unchanged_pool()
@@ -175,36 +178,52 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         self.run_on_commit = []
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        # Only ever called directly: our connect() checks out without it.
         if not self.dataflow_uses_pool():
+            return super().get_new_connection(conn_params)
+        if self._dataflow_lease.record is not None:
+            # The wrapper holds a connection (maybe parked) and keeps it: the caller
+            # asked for another one, which it owns and closes, as with Django's backend.
+            # A pooled one would be lent to nobody the pool could take it back from.
             return super().get_new_connection(conn_params)
         return self._dataflow_checkout(self._dataflow_pool_for(conn_params))
 
     def _dataflow_checkout(self, pool: ConnectionPool) -> Any:
+        lease = self._dataflow_lease
         retries = 0
-        while True:
-            try:
-                record = pool.checkout()
-                break
-            except PoolTimeoutError as error:
-                timeout = PoolTimeout(str(error))
-                if not hooks.has_error_handlers():
-                    raise timeout from None
-                delay = hooks.retry_delay_after_timeout(
-                    self.alias, timeout, retries, pool.get_stats()
-                )
-                if delay is None:
-                    raise timeout from None
-                retries += 1
-                logger.info("Retrying a checkout of %r in %.2fs.", self.alias, delay)
-                time.sleep(delay)
-            except PoolClosedError as error:
-                raise PoolClosed(str(error)) from None
+        record = None
+        try:
+            while True:
+                try:
+                    record = pool.checkout()
+                    # The lease at once, the record last: an asynchronous exception
+                    # (KeyboardInterrupt, a gevent Timeout) between the lend and the
+                    # lease would strand the connection; the except below returns it.
+                    lease.pool = pool
+                    lease.token = record.lease
+                    lease.record = record
+                    break
+                except PoolTimeoutError as error:
+                    # The engine's cause (the last connect error) stays the cause.
+                    timeout = PoolTimeout(str(error))
+                    if not hooks.has_error_handlers():
+                        raise timeout from error.__cause__
+                    delay = hooks.retry_delay_after_timeout(
+                        self.alias, timeout, retries, pool.get_stats()
+                    )
+                    if delay is None:
+                        raise timeout from error.__cause__
+                    retries += 1
+                    logger.info("Retrying a checkout of %r in %.2fs.", self.alias, delay)
+                    time.sleep(delay)
+                except PoolClosedError as error:
+                    raise PoolClosed(str(error)) from None
+        except BaseException:
+            if record is not None and lease.record is not record:
+                pool.checkin(record, record.lease, in_hand=True)
+            raise
         if self._thread_sharing_count:  # (allow_thread_sharing, without its lock)
             record.holder = None  # shared on purpose: never reclaimed as abandoned
-        lease = self._dataflow_lease
-        lease.pool = pool
-        lease.record = record
-        lease.token = record.lease
         self.dataflow_after_checkout(record.connection)
         return record.connection
 
@@ -221,47 +240,13 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         else:
             self.set_autocommit(wanted)
 
-    def _dataflow_unchanged_pool(self) -> ConnectionPool | None:
-        """The pool of the last checkout if nothing that shapes a connection changed
-        since: the settings entry, the time zone settings, the process. This is every
-        request in production, and it skips rebuilding the connection parameters."""
-        last = self._dataflow_last
-        if (
-            last is not None
-            and last.pid == registry.process.pid
-            and not last.pool.closed
-            and last.settings == self.settings_dict
-            and last.use_tz == settings.USE_TZ
-            and last.timezone_name == self.timezone_name
-        ):
-            return last.pool
-        return None
-
-    def _dataflow_pool_for(self, conn_params: dict[str, Any]) -> ConnectionPool:
-        # The options may have changed along with the settings entry.
-        self.dataflow_options = resolve_pool_options(self.alias, self.vendor, self.settings_dict)
-        key = pool_key(self, conn_params)
-        pool = registry.get_or_create_pool(self.alias, key, self._dataflow_new_pool)
-        self._dataflow_last = LastPool(self, pool)
-        return pool
-
     def _dataflow_new_pool(self) -> ConnectionPool:
         install_process_hooks()
-        # A private wrapper opens the physical connections: the stock backend's
-        # get_new_connection may set attributes on the wrapper it runs on.
-        template = self.__class__(
-            {**self.settings_dict, "OPTIONS": dict(self.settings_dict["OPTIONS"])}, self.alias
-        )
-        # get_connection_params() also sets attributes the stock connect relies on
-        # (SQLite's init_commands, for one).
-        template_params = template.get_connection_params()
-        # Identify pooled connections to the server (application_name), unless the user
-        # did. Not part of the pool key: it carries the pid.
-        template_params = self.dataflow_server.identify_connection(self.alias, template_params)
-        open_physical = super(PooledDatabaseWrapperMixin, template).get_new_connection
         options = self.dataflow_options
         return ConnectionPool(
-            self.connector_class(open_physical, template_params, options),
+            self.connector_class(
+                self._dataflow_template(), self.dataflow_server.identify_connection, options
+            ),
             name=self.alias,
             events=events.SignalEvents(self.__class__, self.alias),
             target=str(self.settings_dict["NAME"]),
@@ -276,6 +261,10 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
             self.validate_thread_sharing()
             self._dataflow_release()
             self.connection = None
+        elif self._dataflow_lease.record is not None and self.connection is None:
+            # A lease without its connection (an exception interrupted a connect or a
+            # close): Django's close() would do nothing, and strand it.
+            self._dataflow_release()
         self._dataflow_closing = True
         try:
             super().close()
@@ -346,28 +335,31 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         return None
 
     def _dataflow_release(self, discard_reason: str | None = None) -> None:
-        parked, self._dataflow_parked = self._dataflow_parked, False
         lease = self._dataflow_lease
         pool, record, token, hooked = lease.pool, lease.record, lease.token, lease.hooked
+        # The lease is cleared only once the connection is back: an exception that
+        # interrupts the return leaves it held, to be given back by the next close()
+        # or connect(). Given back twice, a lease is stale the second time, and ignored.
+        if pool is not None and pool.pid == registry.process.pid:
+            # (Else inherited from the parent process: neither ours to return nor close.)
+            if self._dataflow_parked:
+                # Another thread may have taken it meanwhile: claimed first, and given
+                # back quietly (a parked connection's checkout sent no signal: hooks
+                # prevent parking), never signalled or reset while someone else holds it.
+                pool.give_back_parked(record, token)
+            else:
+                if discard_reason is None and hooked and pool_checkin.receivers:
+                    try:
+                        events.send(self, pool_checkin, record)
+                    except Exception:
+                        logger.exception(
+                            "A pool_checkin receiver for %r failed; the connection is discarded.",
+                            self.alias,
+                        )
+                        discard_reason = "hook_failed"
+                pool.checkin(record, token, discard_reason=discard_reason, in_hand=True)
+        self._dataflow_parked = False
         lease.clear()
-        if pool is None or pool.pid != registry.process.pid:
-            return  # inherited from the parent process: neither ours to return nor to close
-        if parked:
-            # Another thread may have taken it meanwhile: claimed first, and given back
-            # quietly (a parked connection's checkout sent no signal: hooks prevent
-            # parking), never signalled or reset while someone else holds it.
-            pool.give_back_parked(record, token)
-            return
-        if discard_reason is None and hooked and pool_checkin.receivers:
-            try:
-                events.send(self, pool_checkin, record)
-            except Exception:
-                logger.exception(
-                    "A pool_checkin receiver for %r failed; the connection is discarded.",
-                    self.alias,
-                )
-                discard_reason = "hook_failed"
-        pool.checkin(record, token, discard_reason=discard_reason, in_hand=True)
 
     # -- errors --------------------------------------------------------------------------
 
@@ -412,38 +404,3 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin):
         """The pool's record of the connection this wrapper holds, or None (also while
         it is parked: another thread may take it)."""
         return None if self._dataflow_parked else self._dataflow_lease.record
-
-
-def _detach_inherited_connections() -> None:
-    """``os.fork()`` hook, run in the child: the forking thread's wrappers may hold
-    connections of the parent. Forget them without closing; Django opens new ones."""
-    try:
-        from django.db import connections
-
-        wrappers = connections.all(initialized_only=True)
-    except Exception:
-        return
-    for wrapper in wrappers:
-        lease = getattr(wrapper, "_dataflow_lease", None)
-        if lease is not None and lease.record is not None:
-            lease.clear()
-            wrapper._dataflow_parked = False
-            wrapper.connection = None
-            wrapper._dataflow_last = None
-
-
-_hooks_installed = False
-
-
-def install_process_hooks() -> None:
-    """Forget the parent's connections in a forked child, and bump the settings epoch
-    when a setting changes (idempotent). Called from AppConfig.ready() and when a
-    wrapper makes its first pool, so the ENGINEs work without the app installed."""
-    global _hooks_installed
-    parking.connect_receivers()
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    registry.install_process_hooks()  # the registry's fork hook runs first
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_detach_inherited_connections)

@@ -2,9 +2,10 @@
 
 The pool engine calls a connector to open, check, reset and close connections. This base
 class opens them with the stock backend's ``get_new_connection`` on a private *template*
-wrapper (never a thread's own wrapper), so every driver option Django supports keeps
-working. Vendor subclasses add the cheap checks: ping, reset, is_disconnect, and how a
-hook's ``connection.execute(sql)`` runs on their driver.
+wrapper (never a thread's own wrapper), with parameters built for each connect, so every
+driver option Django supports keeps working, and rotating credentials too. Vendor
+subclasses add the cheap checks: ping, reset, is_disconnect, and how a hook's
+``connection.execute(sql)`` runs on their driver.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import re
 import select
+from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger("django_dataflow.pool")
@@ -50,19 +52,28 @@ class DjangoConnector:
 
     def __init__(
         self,
-        open_physical_connection: Any,
-        conn_params: dict[str, Any],
+        template: Any,
+        identify: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
-        # open_physical_connection is the stock backend's bound get_new_connection.
-        self._open = open_physical_connection
-        self._conn_params = conn_params
+        # The private wrapper that opens the physical connections (its settings entry,
+        # replaced when the entry's credentials change: PoolChoiceMixin._dataflow_pool_for).
+        self.template = template
+        # Adds what identifies a pooled connection to the server (application_name).
+        self._identify = identify
         # The entry's effective POOL options (for vendor settings such as the
         # PostgreSQL statement cache).
         self.options = options or {}
 
     def connect(self) -> Any:
-        return self._open(self._conn_params)
+        # The parameters are built afresh for every physical connection: a backend
+        # whose get_connection_params() returns a fresh token (rotating credentials)
+        # connects with the newest one, and the pid in application_name is current.
+        template = self.template
+        params = template.get_connection_params()
+        if self._identify is not None:
+            params = self._identify(template.alias, params)
+        return template.dataflow_open_physical(params)
 
     def ping(self, connection: Any) -> bool:
         raise NotImplementedError

@@ -10,6 +10,9 @@ none of this.
 
 from __future__ import annotations
 
+import logging
+import threading
+from concurrent.futures import thread as futures_thread
 from typing import Any
 
 from django.db.utils import DatabaseError
@@ -17,6 +20,8 @@ from django.db.utils import DatabaseError
 from django_dataflow import signals
 from django_dataflow.errors import HookError
 from django_dataflow.hooks import HookConnection
+
+logger = logging.getLogger("django_dataflow.pool")
 
 
 def signal_name(signal: Any) -> str:
@@ -77,9 +82,35 @@ class SignalEvents:
             self._send(signals.pool_timeout, waited=waited, message=message, stats=pool.get_stats())
 
     def leaked(self, pool: Any, record: Any) -> None:
+        cause = leak_cause(record.holder)
+        if cause:
+            logger.warning("The possible connection leak on %r: %s", self.alias, cause)
         self._send(
             signals.pool_leak,
             record,
             checked_out_for=record.checked_out_for,
             stack=record.checkout_stack,
         )
+
+
+def leak_cause(holder: threading.Thread | None) -> str | None:
+    """What holds a leaked connection when it is a known pattern, not a slow request: a
+    worker thread of a shared thread pool (``sync_to_async(thread_sensitive=False)``
+    runs on the event loop's default executor). Django closes a request's connections
+    in the thread that served it, at its end; a pool thread lives on, and the
+    connection it opened stays checked out until the thread ends. (The one-thread
+    executors Django's ASGI handler runs a request's sync code in end with it.)"""
+    if getattr(holder, "_target", None) is not futures_thread._worker:
+        return None
+    args = getattr(holder, "_args", ())
+    executor = args[0]() if args and callable(args[0]) else None  # a weak reference
+    if executor is None or getattr(executor, "_max_workers", 1) <= 1:
+        return None
+    return (
+        f"it was checked out by {holder.name}, a worker thread of a shared thread pool "
+        "(sync_to_async(thread_sensitive=False), loop.run_in_executor()). Django returns "
+        "a connection when the request's own thread ends its request; a pool thread "
+        "outlives the request and keeps the connection. Close it in the function "
+        "(django.db.close_old_connections() or connection.close() before returning), or "
+        "use sync_to_async(thread_sensitive=True)."
+    )

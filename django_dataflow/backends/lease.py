@@ -62,10 +62,13 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def pool_key(wrapper: Any, conn_params: dict[str, Any]) -> Any:
+def pool_key(
+    wrapper: Any, conn_params: dict[str, Any], credentials: frozenset[str] = frozenset()
+) -> Any:
     """The registry's key for the pool ``wrapper`` needs for ``conn_params``: everything
-    that shapes its connections, except the parameters the vendor leaves out."""
-    not_in_key = wrapper.dataflow_params_not_in_key
+    that shapes its connections, except the parameters the vendor leaves out and the
+    ``credentials`` (a rotating token would make a pool per token)."""
+    not_in_key = wrapper.dataflow_params_not_in_key | credentials
     return freeze(
         (
             {k: v for k, v in conn_params.items() if k not in not_in_key},

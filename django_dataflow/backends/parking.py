@@ -8,15 +8,17 @@ it back (or finds it taken and answers None, so Django connects, which checks on
 
 The *settings epoch* is why a parked connection may be given back instead of taken back:
 the thread's next read of ``wrapper.connection`` takes it without going through
-``connect()`` and its check of the settings entry (a dictionary comparison, too much for
-every request). Test-database setup changes an entry behind the wrappers' backs:
-``create_test_db()`` writes the test database's ``NAME`` into the dict every thread's
-wrapper shares, ``set_as_test_mirror()`` swaps a mirror's dict, the parallel runner's
-workers switch to their clones, and ``override_settings`` may change anything. Each
-bumps the epoch, and so does every ``connect()`` that finds its wrapper's entry changed
-since its last; a wrapper remembers the epoch it checked out under, and a parked
-connection taken back under another goes back to its pool instead, so Django connects
-through ``connect()``, which finds the pool the settings now lead to.
+``connect()`` and its full check (the connection parameters and the pool key). Test-database
+setup changes an entry behind the wrappers' backs: ``create_test_db()`` writes the test
+database's ``NAME`` into the dict every thread's wrapper shares, ``set_as_test_mirror()``
+swaps a mirror's dict, the parallel runner's workers switch to their clones, and
+``override_settings`` may change anything. Each bumps the epoch, and so does every
+``connect()`` that finds its wrapper's entry changed since its last; a wrapper remembers
+the epoch it checked out under, and a parked connection taken back under another goes
+back to its pool instead, so Django connects through ``connect()``, which finds the pool
+the settings now lead to. A change in place that bumps nothing (a tenant middleware
+setting ``settings_dict["NAME"]``) is caught by the unpark's own comparison of the entry
+with the one of the checkout, the check ``connect()`` starts with.
 """
 
 from __future__ import annotations
@@ -117,10 +119,12 @@ class ParkingWrapperMixin:
                 pool_checkout.receivers
                 or pool_checkin.receivers
                 or (self._dataflow_epoch != epoch.value)
+                or self._dataflow_settings_changed()
             ):
                 # Hooks connected since it was parked promise a checkout and a checkin
                 # per request; or the settings entry may have changed since (the test
-                # database was set up: the settings epoch). Give it back quietly (its
+                # database was set up: the settings epoch; a tenant middleware set
+                # settings_dict["NAME"] in place). Give it back quietly (its
                 # checkout sent no signal; unless another thread took it meanwhile)
                 # and let Django connect, which checks out with the signal, from the
                 # pool the settings lead to now: one checkout for the request.

@@ -6,11 +6,17 @@ databases, ``override_settings``) reaches a different pool, and a forked child n
 sees its parent's pools: at fork the child drops them *without closing* their
 connections (closing would end the parent's sessions) and keeps the objects alive so
 no finalizer touches them later.
+
+A pool whose last wrapper left it for another (its settings entry changed) is retired:
+closed, so its idle sessions end at once (the old database can be dropped), and
+forgotten. A bound on the pools of one alias keeps per-tenant switching from
+growing without limit.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import threading
@@ -41,15 +47,39 @@ _pools: dict[PoolKey, ConnectionPool] = {}
 _inherited_connections: list[Any] = []
 
 
+# Live pools one alias may have (per-tenant settings switching makes one per tenant);
+# past it, making a pool retires the least recently chosen ones. Raise it for more
+# tenants than this served at once (docs/backends.md).
+MAX_POOLS_PER_ALIAS = 16
+
+# The users of each pool (the wrappers whose last checkout was from it), and when each
+# pool was last chosen: for retiring pools nobody uses and for the bound above.
+_users: dict[PoolKey, weakref.WeakSet[Any]] = {}
+_chosen: dict[PoolKey, int] = {}
+_choices = itertools.count()
+
+
 def get_or_create_pool(
-    alias: str, fingerprint: Hashable, factory: Callable[[], ConnectionPool]
+    alias: str,
+    fingerprint: Hashable,
+    factory: Callable[[], ConnectionPool],
+    user: Any = None,
+    previous: ConnectionPool | None = None,
 ) -> ConnectionPool:
     """Return the open pool for ``alias`` and these parameters in this process, creating
-    it with ``factory()`` the first time."""
+    it with ``factory()`` the first time.
+
+    ``user`` (a wrapper) becomes one of the pool's users, and leaves ``previous``, the
+    pool it used before: a pool whose last live user left it for another is retired
+    (its idle connections closed now, the others as they come back). Users that are
+    gone (their threads ended) neither keep a pool nor retire it: a server that runs
+    each request in a new thread leaves its pools without users between requests.
+    """
     key = (alias, fingerprint, process.pid)
     pool = _pools.get(key)
-    if pool is not None and not pool.closed:
+    if pool is not None and not pool.closed and (user is None or previous is pool):
         return pool
+    retired: list[ConnectionPool] = []
     with _lock:
         pool = _pools.get(key)
         if pool is None or pool.closed:
@@ -58,7 +88,60 @@ def get_or_create_pool(
             _pools[key] = pool
             _housekeeper.watch(pool)
             logger.debug("Created a connection pool for %r.", alias)
-        return pool
+            retired += _retire_beyond_bound(alias, key)
+        if user is not None:
+            _users.setdefault(key, weakref.WeakSet()).add(user)
+            _chosen[key] = next(_choices)
+            if previous is not None and previous is not pool:
+                retired += _leave(previous, user)
+    for old in retired:
+        old.close()
+    return pool
+
+
+def _key_of(pool: ConnectionPool) -> PoolKey | None:
+    # Under the lock.
+    return next((key for key, item in _pools.items() if item is pool), None)
+
+
+def _leave(pool: ConnectionPool, user: Any) -> list[ConnectionPool]:
+    """Under the lock: ``user`` no longer uses ``pool``; the pool, if it was its last."""
+    key = _key_of(pool)
+    if key is None:
+        return []
+    users = _users.get(key)
+    if users is not None:
+        users.discard(user)
+        if not users:
+            return [_forget(key)]
+    return []
+
+
+def _forget(key: PoolKey) -> ConnectionPool:
+    # Under the lock: the pool leaves the registry (the caller closes it, outside).
+    _users.pop(key, None)
+    _chosen.pop(key, None)
+    return _pools.pop(key)
+
+
+def _retire_beyond_bound(alias: str, new: PoolKey) -> list[ConnectionPool]:
+    """Under the lock: the least recently chosen pools of ``alias`` beyond
+    ``MAX_POOLS_PER_ALIAS`` (counting the new one ``new``)."""
+    pid = process.pid
+    others = [key for key in _pools if key[0] == alias and key[2] == pid and key != new]
+    excess = len(others) + 1 - max(1, MAX_POOLS_PER_ALIAS)
+    if excess <= 0:
+        return []
+    others.sort(key=lambda key: _chosen.get(key, -1))
+    logger.info(
+        "Database %r has more than %d connection pools (its settings entry changes: "
+        "a pool per tenant?); closing the %d least recently used. Raise "
+        "django_dataflow.pool.registry.MAX_POOLS_PER_ALIAS to keep more.",
+        alias,
+        MAX_POOLS_PER_ALIAS,
+        excess,
+    )
+    return [_forget(key) for key in others[:excess]]
 
 
 def all_pools(alias: str | None = None) -> list[ConnectionPool]:
@@ -83,7 +166,7 @@ def close_pools(predicate: Callable[[PoolKey, ConnectionPool], bool] | None = No
             if key[2] == pid and (predicate is None or predicate(key, pool))
         ]
         for key, _pool in chosen:
-            del _pools[key]
+            _forget(key)
     for _key, pool in chosen:
         pool.close()
     return len(chosen)
@@ -116,6 +199,8 @@ def _forget_pools_in_child() -> None:
     for pool in list(_pools.values()):
         _inherited_connections.extend(pool.forget_after_fork())
     _pools.clear()
+    _users.clear()
+    _chosen.clear()
     _housekeeper.after_fork()
 
 

@@ -195,3 +195,44 @@ def pid_reported_by_a_forked_child(child_work, finalize=None) -> str:
     _, status = os.waitpid(child, 0)
     assert status == 0 and reported
     return reported
+
+
+def current_database(wrapper) -> str:
+    """The database the connection behind ``wrapper`` is on (SQLite: the main file)."""
+    sql = {
+        "postgresql": "SELECT current_database()",
+        "mysql": "SELECT DATABASE()",
+        "sqlite": "SELECT file FROM pragma_database_list WHERE name = 'main'",
+    }[wrapper.vendor]
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+class extra_database:
+    """A second database on the server of the run (SQLite: a file under ``directory``),
+    made for a test and dropped after it: ``with extra_database(vendor, name, tmp) as
+    entry_name``. Dropping fails (PostgreSQL) while a session is still on it."""
+
+    def __init__(self, vendor: str, name: str, directory: Any = None) -> None:
+        self.vendor = vendor
+        self.name = name if vendor != "sqlite" else str(directory / f"{name}.sqlite3")
+
+    def __enter__(self) -> str:
+        if self.vendor != "sqlite":
+            with admin_cursor(self.vendor) as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {self.name}")
+                cursor.execute(f"CREATE DATABASE {self.name}")
+        return self.name
+
+    def drop(self) -> None:
+        if self.vendor != "sqlite":
+            with admin_cursor(self.vendor) as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {self.name}")
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self.drop()
+        except Exception:
+            if exc_info[0] is None:
+                raise

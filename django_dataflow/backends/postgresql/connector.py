@@ -65,9 +65,13 @@ class PostgreSQLConnector(DjangoConnector):
         return True
 
     def is_clean(self, connection: Any) -> bool:
-        # A closed or broken connection's status is not IDLE either.
+        # A closed or broken connection's status is not IDLE either. Autocommit on too,
+        # as on MySQL: a raw ``connection.autocommit = False`` (no transaction open yet)
+        # would otherwise be parked, and the thread's next request, which Django
+        # believes autocommitted, would write into a transaction its return rolls back.
         return (
-            connection.pgconn.transaction_status == IDLE
+            connection.autocommit
+            and connection.pgconn.transaction_status == IDLE
             and connection.isolation_level == self.isolation_level
             and connection.read_only == self.read_only
             and connection.deferrable == self.deferrable

@@ -7,6 +7,9 @@ semantics (this includes Django's default in-memory test database).
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 from django.db.backends.sqlite3 import base as django_sqlite3
 from django.db.backends.sqlite3.creation import DatabaseCreation as DjangoCreation
 
@@ -35,6 +38,18 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_sqlite3.DatabaseWrapper
     connector_class = SQLiteConnector
     dataflow_server = SQLiteServer()
     creation_class = DatabaseCreation
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        cursor = super().create_cursor(name)
+        # A cursor that outlives its request (kept in a cache or a reference cycle)
+        # with a SELECT not read to its end holds the statement open, and with it its
+        # WAL read snapshot: whoever borrows the connection next reads the database as
+        # it was then. Closed before the connection goes back (see
+        # _dataflow_close_open_cursors), as MySQL's streaming cursors are.
+        if self._dataflow_open_cursors is None:
+            self._dataflow_open_cursors = weakref.WeakSet()
+        self._dataflow_open_cursors.add(cursor)
+        return cursor
 
     def dataflow_uses_pool(self) -> bool:
         return super().dataflow_uses_pool() and not self.is_in_memory_db()

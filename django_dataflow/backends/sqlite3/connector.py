@@ -37,8 +37,11 @@ class SQLiteConnector(DjangoConnector):
         return True
 
     def is_clean(self, connection: Any) -> bool:
+        # Autocommit on too (isolation_level None), as on MySQL and PostgreSQL: a raw
+        # isolation_level change would make the next request's writes implicit
+        # transactions that its return rolls back.
         try:
-            return not connection.in_transaction
+            return connection.isolation_level is None and not connection.in_transaction
         except sqlite3.ProgrammingError:  # closed
             return False
 
