@@ -38,8 +38,8 @@ starts more threads only when the slow start allows more connects at once.
 The limit is still counted before connecting: an opener holds one of ``_total``'s slots
 from the moment it is started. A slot freed while requests wait (a connection discarded,
 a connect that failed) goes to the queue the same way, through ``_serve_queue``. Only a
-borrower with nothing at all to wait for (no connection open or opening) connects in its
-own thread.
+borrower with nothing at all to wait for (no connection open or opening), or whose
+opener thread could not be started, connects in its own thread.
 """
 
 from __future__ import annotations

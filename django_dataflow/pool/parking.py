@@ -11,10 +11,11 @@ Here, a parked connection:
 
 * stays with its holder (the lease is kept), so the holder takes it back with a single
   dictionary ``pop`` and no lock (:meth:`ParkingMixin.unpark`);
-* counts as idle: any other borrower may take it, under the pool lock, when no idle
-  connection is left: at once if its holder thread has ended, otherwise only at the
-  pool's limit (below it the pool opens a new connection instead); the housekeeper
-  closes it when it expires or idled too long as overflow;
+* counts as idle: any other borrower takes it, under the pool lock, when no idle
+  connection is left, before opening a new one (one whose holder thread has ended
+  first, else the most recently parked), so sessions follow the requests in flight,
+  not the number of threads; the housekeeper closes it when it expires or idled too
+  long as overflow;
 * is clean: it is parked only when no transaction is open on it, so whoever takes it
   needs no reset.
 
