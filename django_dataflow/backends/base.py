@@ -93,7 +93,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
         # Server-side cursors declared since the connection was last given back (None
         # until the first: vendors that have them fill it), closed before it goes back
         # again; see _dataflow_close_open_cursors.
-        self._dataflow_open_cursors: weakref.WeakSet[Any] | None = None
+        self._dataflow_open_cursors: list[weakref.ref[Any]] | None = None
         # True between disable_constraint_checking() and enable_constraint_checking():
         # a connection is never given back with its foreign-key checks off.
         self._dataflow_constraints_off = False
@@ -300,13 +300,28 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
         (and its name, which a new wrapper in a reused thread generates again). With
         Django's own backend the connection, and the cursor with it, is closed."""
         cursors, self._dataflow_open_cursors = self._dataflow_open_cursors or (), None
-        for cursor in list(cursors):
+        for ref in cursors:
+            cursor = ref()
+            if cursor is None:
+                continue  # collected, and closed with it
             try:
                 cursor.close()  # a round trip, only for a cursor left open
             except Exception:
                 record = self._dataflow_lease.record
                 if record is not None:
                     record.invalidate("server_cursor_left_open")
+
+    def _dataflow_track_cursor(self, cursor: Any) -> None:
+        """Close ``cursor`` before the connection goes back (vendors call it from
+        create_cursor). Held weakly, in a list: a WeakSet costs microseconds a request."""
+        cursors = self._dataflow_open_cursors
+        if cursors is None:
+            self._dataflow_open_cursors = [weakref.ref(cursor)]
+            return
+        count = len(cursors)
+        if count >= 64 and not count & (count - 1):  # (a script that never closes)
+            cursors[:] = [ref for ref in cursors if ref() is not None]
+        cursors.append(weakref.ref(cursor))
 
     def disable_constraint_checking(self) -> bool:
         disabled = super().disable_constraint_checking()

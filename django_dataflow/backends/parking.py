@@ -119,7 +119,7 @@ class ParkingWrapperMixin:
                 pool_checkout.receivers
                 or pool_checkin.receivers
                 or (self._dataflow_epoch != epoch.value)
-                or self._dataflow_settings_changed()
+                or self._dataflow_last.settings != self.settings_dict
             ):
                 # Hooks connected since it was parked promise a checkout and a checkin
                 # per request; or the settings entry may have changed since (the test

@@ -6,7 +6,6 @@ go through the pool (see ``django_dataflow.backends.base``).
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from django.db.backends.postgresql import base as django_postgresql
@@ -36,9 +35,7 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrap
         if name is not None:
             # A server-side cursor (QuerySet.iterator()): closed before the connection
             # goes back, if its iterator left it open (see _dataflow_close_open_cursors).
-            if self._dataflow_open_cursors is None:
-                self._dataflow_open_cursors = weakref.WeakSet()
-            self._dataflow_open_cursors.add(cursor)
+            self._dataflow_track_cursor(cursor)
         return cursor
 
     def ensure_timezone(self) -> bool:

@@ -46,9 +46,12 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_sqlite3.DatabaseWrapper
         # WAL read snapshot: whoever borrows the connection next reads the database as
         # it was then. Closed before the connection goes back (see
         # _dataflow_close_open_cursors), as MySQL's streaming cursors are.
-        if self._dataflow_open_cursors is None:
-            self._dataflow_open_cursors = weakref.WeakSet()
-        self._dataflow_open_cursors.add(cursor)
+        # (Inlined _dataflow_track_cursor for the common case: a call per query.)
+        cursors = self._dataflow_open_cursors
+        if cursors is None:
+            self._dataflow_open_cursors = [weakref.ref(cursor)]
+        else:
+            self._dataflow_track_cursor(cursor)
         return cursor
 
     def dataflow_uses_pool(self) -> bool:
