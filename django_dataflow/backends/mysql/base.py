@@ -6,7 +6,6 @@ through the pool (see ``django_dataflow.backends.base``).
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from django.db.backends.mysql import base as django_mysql
@@ -37,7 +36,5 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_mysql.DatabaseWrapper):
             # flags the pool reads come from the previous reply and cannot tell). It is
             # closed, which reads and drops them, before the connection goes back (see
             # _dataflow_close_open_cursors).
-            if self._dataflow_open_cursors is None:
-                self._dataflow_open_cursors = weakref.WeakSet()
-            self._dataflow_open_cursors.add(cursor)
+            self._dataflow_track_cursor(cursor)
         return cursor
