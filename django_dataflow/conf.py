@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -37,20 +38,34 @@ DEFAULT_INTERVAL = 2.0
 DEFAULT_APPLICATION_NAME_PREFIX = "django-dataflow"
 # The guide's alerts: pool usage above 80 %, more than 5 waiting, a wait over 1 s.
 DEFAULT_THRESHOLDS: dict[str, float] = {"usage": 0.8, "wait_queue": 5, "wait_time_max": 1.0}
+# The largest values that make sense: an hour between looks; a usage ratio (overflow
+# takes it above 1), waiters and seconds far beyond any real pool.
+MAX_INTERVAL = 3600.0
+MAX_THRESHOLDS: dict[str, float] = {"usage": 1000.0, "wait_queue": 1e6, "wait_time_max": 86400.0}
+# The environment variable that names a per-user runtime directory (systemd's /run/user/<uid>).
+RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR"
 
 
-def _number(name: str, value: Any, minimum: float) -> float:
-    # inf would stop the publisher's wait for ever; nan compares false with everything.
+def _number(name: str, value: Any, minimum: float, maximum: float) -> float:
+    # inf would stop the publisher's wait for ever; nan compares false with everything;
+    # an int too large for a float (10**400) would raise OverflowError where it is used.
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < minimum
+        or (isinstance(value, float) and not math.isfinite(value))
+        or not minimum <= value <= maximum
     ):
         raise ImproperlyConfigured(
-            f"settings.{name} must be a finite number >= {minimum:g}, not {value!r}."
+            f"settings.{name} must be a finite number from {minimum:g} to {maximum:g}, "
+            f"not {_short(value)}."
         )
     return float(value)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut short (a 400-digit number in a message helps nobody)."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def publish_enabled() -> bool:
@@ -64,7 +79,8 @@ def publish_enabled() -> bool:
 
 def publish_interval() -> float:
     """Seconds between two looks at this process's pools (a write only if they changed)."""
-    return _number(STATS_INTERVAL, getattr(settings, STATS_INTERVAL, DEFAULT_INTERVAL), 0.1)
+    value = getattr(settings, STATS_INTERVAL, DEFAULT_INTERVAL)
+    return _number(STATS_INTERVAL, value, 0.1, MAX_INTERVAL)
 
 
 def heartbeat_interval() -> float:
@@ -86,25 +102,75 @@ def _project_identity() -> str:
     return f"{module}\0{os.path.realpath(where) if where else ''}"
 
 
-def default_stats_dir() -> Path:
-    """``<tempdir>/django-dataflow-<uid>/<settings module>-<hash>``."""
+def _project_label() -> str:
     identity = _project_identity()
     module = identity.split("\0", 1)[0]
     digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
     label = re.sub(r"[^A-Za-z0-9_.-]", "_", module)[:60]
+    return f"{label}-{digest}"
+
+
+def _runtime_dir(candidate: str | None) -> Path | None:
+    """``candidate`` if it is a per-user runtime directory: absolute, ours, private."""
+    if not candidate or not os.path.isabs(candidate) or not hasattr(os, "getuid"):
+        return None
+    try:
+        info = os.stat(candidate)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    return Path(candidate)
+
+
+def _tmp_stats_dir() -> Path:
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"django-dataflow-{uid}" / f"{label}-{digest}"
+    return Path(tempfile.gettempdir()) / f"django-dataflow-{uid}" / _project_label()
+
+
+def default_stats_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/django-dataflow/<settings module>-<hash>`` when the user has a
+    private runtime directory (nobody else can create a path in it first), else
+    ``<tempdir>/django-dataflow-<uid>/<settings module>-<hash>``."""
+    runtime = _runtime_dir(os.environ.get(RUNTIME_DIR_ENV))
+    if runtime is not None:
+        return runtime / "django-dataflow" / _project_label()
+    return _tmp_stats_dir()
+
+
+def _configured_stats_dir() -> Path | None:
+    value = getattr(settings, STATS_DIR, None) or os.environ.get(STATS_DIR) or None
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ImproperlyConfigured(f"settings.{STATS_DIR} must be a path, not {value!r}.")
+    return Path(value).expanduser()
 
 
 def stats_dir() -> Path:
     """Where snapshots go: ``settings.DATAFLOW_STATS_DIR``, else the environment variable
     of the same name, else ``default_stats_dir()``."""
-    value = getattr(settings, STATS_DIR, None) or os.environ.get(STATS_DIR) or None
-    if value is None:
-        return default_stats_dir()
-    if not isinstance(value, (str, os.PathLike)):
-        raise ImproperlyConfigured(f"settings.{STATS_DIR} must be a path, not {value!r}.")
-    return Path(value).expanduser()
+    return _configured_stats_dir() or default_stats_dir()
+
+
+def reader_stats_dir() -> Path:
+    """Where readers look: ``stats_dir()``; by default the first of the runtime and the
+    temporary directory that exists, so a command run without ``XDG_RUNTIME_DIR``
+    (``sudo -u``, cron) finds the snapshots of workers that had it, and the reverse."""
+    configured = _configured_stats_dir()
+    if configured is not None:
+        return configured
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    candidates = [default_stats_dir()]
+    if uid is not None:
+        runtime = _runtime_dir(os.environ.get(RUNTIME_DIR_ENV)) or _runtime_dir(f"/run/user/{uid}")
+        if runtime is not None:
+            candidates.append(runtime / "django-dataflow" / _project_label())
+    candidates.append(_tmp_stats_dir())
+    for candidate in candidates:
+        if os.path.lexists(candidate):
+            return candidate
+    return candidates[0]
 
 
 def check_thresholds(**overrides: float | None) -> dict[str, float]:
@@ -125,7 +191,8 @@ def check_thresholds(**overrides: float | None) -> dict[str, float]:
                 f"settings.{CHECK_THRESHOLDS} has an unknown key {key!r}; "
                 f"valid keys: {', '.join(DEFAULT_THRESHOLDS)}."
             )
-        thresholds[key] = _number(f"{CHECK_THRESHOLDS}[{key!r}]", value, 0)
+        name = f"{CHECK_THRESHOLDS}[{key!r}]"
+        thresholds[key] = _number(name, value, 0, MAX_THRESHOLDS[key])
     return thresholds
 
 

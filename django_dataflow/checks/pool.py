@@ -14,6 +14,7 @@ from django.core.checks import CheckMessage, Error, Info, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from django_dataflow import conf
+from django_dataflow.monitoring import safedir
 from django_dataflow.settings.engines import (
     ENGINE_OF_VENDOR,
     VENDOR_OF_STOCK_ENGINE,
@@ -40,6 +41,7 @@ PROBLEM_IDS = {
 WORKER_SETTING_ID = "dataflow.E007"
 MONITORING_SETTING_ID = "dataflow.E011"
 IGNORED_POOL_ID = "dataflow.W005"
+STATS_DIR_ID = "dataflow.W006"
 
 
 def register_checks() -> None:
@@ -49,6 +51,7 @@ def register_checks() -> None:
         check_worker_processes,
         check_ignored_pool_settings,
         check_monitoring_settings,
+        check_stats_dir,
     ):
         register(check, "dataflow")
 
@@ -142,6 +145,28 @@ def check_monitoring_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
         )
         for problem in conf.settings_problems()
     ]
+
+
+def check_stats_dir(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """dataflow.W006: the statistics directory would be refused (another user's, open
+    to others, a symlink, under a parent others can write). Publishing only logs it,
+    once, at run time: monitoring is then silently off. Reads only."""
+    if conf.settings_problems() or not conf.publish_enabled():
+        return []  # E011 says what is wrong; or nothing is published
+    path = conf.stats_dir()
+    try:
+        safedir.inspect(path)
+    except OSError as error:
+        return [
+            Warning(
+                f"Pool statistics cannot be published: {error}",
+                hint=f"Set settings.{conf.STATS_DIR} (or the environment variable) to a "
+                "directory of the app's user that only it can write, whose parents only "
+                "it or root can write (docs/monitoring.md).",
+                id=STATS_DIR_ID,
+            )
+        ]
+    return []
 
 
 def check_worker_processes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

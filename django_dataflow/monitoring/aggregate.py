@@ -54,6 +54,7 @@ class Report:
     generated_at: float
     aliases: dict[str, AliasStats]
     error: str | None = None  # why the snapshot directory could not be read
+    skipped: list[str] = field(default_factory=list)  # files that are not valid snapshots
 
     @property
     def process_count(self) -> int:
@@ -73,17 +74,20 @@ def _split(pool: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def collect(
     *, directory: Path | None = None, alias: str | None = None, include_self: bool = True
 ) -> Report:
-    """Read every live process's snapshot (pruning dead ones) and combine them."""
-    directory = directory if directory is not None else conf.stats_dir()
+    """Read every live process's snapshot and combine them. Changes nothing on disk:
+    exited processes are left out (their counters counted as exited) for the next
+    publisher to retire; a file that is not a valid snapshot is skipped and named in
+    ``Report.skipped``."""
+    directory = directory if directory is not None else conf.reader_stats_dir()
     error = None
-    snapshots: list[dict[str, Any]] = []
+    found, scanned = store.Scan(), False
     try:
-        store.ensure_dir(directory, create=False)
-        snapshots = store.read_snapshots(directory, stale_after=conf.stale_after())
+        found, scanned = store.scan(directory, stale_after=conf.stale_after()), True
     except FileNotFoundError:
         pass  # nothing was ever published here
     except OSError as problem:
         error = str(problem)
+    snapshots = found.live
     if include_self:
         # Our own snapshot is replaced by a live build. Matched by instance, not pid: a
         # process of another pid namespace sharing the directory may have our pid.
@@ -112,8 +116,11 @@ def collect(
 
     live_instances = {str(s.get("instance")) for s in snapshots}
     exited: dict[str, dict[str, Any]] = {}
-    if error is None and directory.is_dir():
-        exited = store.exited_counters(directory, live_instances)
+    if scanned:
+        try:
+            exited = store.exited_counters(directory, live_instances, found.dead + found.silent)
+        except OSError as problem:
+            error = str(problem)
     aliases = {}
     for name in sorted(per_alias):
         entries = sorted(per_alias[name], key=lambda entry: entry[1].pid)
@@ -127,7 +134,13 @@ def collect(
             stats=combine(process.stats for process in processes),
             exited=exited.get(name, {}),
         )
-    return Report(directory=directory, generated_at=time.time(), aliases=aliases, error=error)
+    return Report(
+        directory=directory,
+        generated_at=time.time(),
+        aliases=aliases,
+        error=error,
+        skipped=found.skipped,
+    )
 
 
 def total_counters(alias_stats: AliasStats) -> dict[str, Any]:
@@ -154,6 +167,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
         "generated_at": iso(report.generated_at),
         "stats_dir": str(report.directory),
         "error": report.error,
+        "skipped": report.skipped,
         "processes": report.process_count,
         "aliases": {
             name: {

@@ -9,6 +9,12 @@ thresholds (overridable, see ``conf.check_thresholds``):
 * slow acquisition: a checkout wait longer than 1 s in the last minute, or a borrower
   waiting that long right now (``maxwait``). The pool's lifetime ``wait_time_max`` is
   not used: one slow wait at start-up would make the check fail until the next restart.
+
+Those are signs of a busy pool. What stops service is told apart (``failures``):
+checkouts that timed out, connection attempts that failed, in the last minute. A
+readiness probe (the health view, the django-health-check plugin) fails only on those:
+taking a busy instance out of rotation because it is busy moves its load onto the
+others, which then become busy too.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from django_dataflow.stats import usage
 class Problem:
     alias: str
     pid: int
-    rule: str  # "usage", "wait_queue" or "wait_time_max"
+    # "usage", "wait_queue", "wait_time_max" (busy); "timeouts", "connection_errors"
+    # (failures)
+    rule: str
     value: float
     threshold: float
     message: str
@@ -84,6 +92,45 @@ def evaluate(report: Report, thresholds: dict[str, float]) -> list[Problem]:
                     )
                 )
     return sorted(problems, key=lambda p: (p.rule, -p.value / (p.threshold or 1)))
+
+
+def failures(report: Report) -> list[Problem]:
+    """What stops service now: checkouts that timed out and connection attempts that
+    failed in the last minute, per process's pool of each alias."""
+    problems = []
+    for alias in report.aliases.values():
+        for process in alias.processes:
+            stats = process.stats
+            where = f"{alias.alias!r} in process {process.pid}"
+            timeouts = int(stats.get("recent_timeouts", 0))
+            if timeouts:
+                problems.append(
+                    Problem(
+                        alias.alias,
+                        process.pid,
+                        "timeouts",
+                        timeouts,
+                        0,
+                        f"{timeouts} checkouts of {where} timed out in the last minute "
+                        "(PoolTimeout): requests fail; raise pool_size or find what holds "
+                        "the connections",
+                    )
+                )
+            errors = int(stats.get("recent_connection_errors", 0))
+            if errors:
+                none = " and it has no connection open" if not stats.get("total") else ""
+                problems.append(
+                    Problem(
+                        alias.alias,
+                        process.pid,
+                        "connection_errors",
+                        errors,
+                        0,
+                        f"{errors} connection attempts of {where} failed in the last "
+                        f"minute{none}: is the database server reachable?",
+                    )
+                )
+    return sorted(problems, key=lambda p: (p.rule, -p.value))
 
 
 def summary(report: Report) -> str:

@@ -8,8 +8,10 @@ Add it to the checks of your health view::
         ("django_dataflow.monitoring.healthcheck.PoolHealth", {"alias": "replica"}),
     ]))
 
-It applies the same rules and thresholds as ``manage.py pool_stats --check`` to every
-process's pools (``DATAFLOW_CHECK_THRESHOLDS``).
+It is a readiness check: "Unavailable" only when the pools stop service (checkouts
+timed out, connections failed in the last minute); a pool over a threshold of
+``manage.py pool_stats --check`` (``DATAFLOW_CHECK_THRESHOLDS``: usage, waiters, slow
+waits) is a "Warning", which keeps the instance in rotation.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import dataclasses
 
 try:
     from health_check.base import HealthCheck
-    from health_check.exceptions import ServiceUnavailable
+    from health_check.exceptions import ServiceUnavailable, ServiceWarning
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "django_dataflow.monitoring.healthcheck needs django-health-check 4: "
@@ -32,11 +34,16 @@ from django_dataflow.monitoring.aggregate import collect
 
 @dataclasses.dataclass
 class PoolHealth(HealthCheck):
-    """Unavailable when a pool is over the usage, wait-queue or wait-time threshold."""
+    """Unavailable when checkouts time out or connections fail; a warning when a pool is
+    over the usage, wait-queue or wait-time threshold."""
 
     alias: str | None = None
 
     def run(self) -> None:
-        problems = health.evaluate(collect(alias=self.alias), conf.check_thresholds())
-        if problems:
-            raise ServiceUnavailable("; ".join(problem.message for problem in problems))
+        report = collect(alias=self.alias)
+        failures = health.failures(report)
+        if failures:
+            raise ServiceUnavailable("; ".join(problem.message for problem in failures))
+        busy = health.evaluate(report, conf.check_thresholds())
+        if busy:
+            raise ServiceWarning("; ".join(problem.message for problem in busy))

@@ -49,18 +49,31 @@ SERVER_SESSION = "dataflow.server_session"
 RECENT_WINDOW = 60.0
 
 
-class _RecentWaits:
-    """The longest checkout wait seen in the last RECENT_WINDOW seconds, as far as the
-    pool's cumulative figures tell: a new lifetime maximum, the mean of the waits since
-    the previous look (at least one wait was that long), and the oldest waiter now."""
+class _Recent:
+    """What happened in the last RECENT_WINDOW seconds, as far as the pool's cumulative
+    figures tell.
+
+    * ``recent_wait_time_max``: the longest checkout wait: a new lifetime maximum, the
+      mean of the waits since the previous look (at least one wait was that long), and
+      the oldest waiter now;
+    * ``recent_timeouts``, ``recent_connection_errors``: how many, in the window (what
+      stops service, for the health checks);
+    * ``connect_waits`` (a counter): waits that ended with a connection opened for the
+      waiter rather than one given back, when the engine does not count them itself:
+      between two looks, at most as many as connections were opened.
+    """
 
     def __init__(self) -> None:
-        self.samples: deque[tuple[float, float]] = deque()
+        self.samples: deque[tuple[float, float, int, int]] = deque()
         self.lifetime_max = 0.0
         self.waits = 0
         self.wait_seconds = 0.0
+        self.timeouts = 0
+        self.errors = 0
+        self.created = 0
+        self.connect_waits = 0
 
-    def update(self, stats: dict[str, Any], now: float) -> float:
+    def update(self, stats: dict[str, Any], now: float) -> dict[str, Any]:
         waits = int(stats.get("waits", 0))
         wait_seconds = float(stats.get("wait_time_avg", 0.0)) * waits
         seen = float(stats.get("maxwait", 0.0))
@@ -69,12 +82,23 @@ class _RecentWaits:
             seen = max(seen, self.lifetime_max)
         if waits > self.waits:
             seen = max(seen, (wait_seconds - self.wait_seconds) / (waits - self.waits))
-        self.waits, self.wait_seconds = waits, wait_seconds
-        if seen > 0:
-            self.samples.append((now, seen))
+        created = int(stats.get("connections_created", 0))
+        self.connect_waits += max(0, min(waits - self.waits, created - self.created))
+        timeouts = int(stats.get("timeouts", 0))
+        errors = int(stats.get("connection_errors", 0))
+        new_timeouts, new_errors = max(0, timeouts - self.timeouts), max(0, errors - self.errors)
+        self.waits, self.wait_seconds, self.created = waits, wait_seconds, created
+        self.timeouts, self.errors = timeouts, errors
+        if seen > 0 or new_timeouts or new_errors:
+            self.samples.append((now, seen, new_timeouts, new_errors))
         while self.samples and now - self.samples[0][0] > RECENT_WINDOW:
             self.samples.popleft()
-        return max((value for _t, value in self.samples), default=0.0)
+        return {
+            "recent_wait_time_max": max((sample[1] for sample in self.samples), default=0.0),
+            "recent_timeouts": sum(sample[2] for sample in self.samples),
+            "recent_connection_errors": sum(sample[3] for sample in self.samples),
+            "connect_waits": int(stats.get("connect_waits", self.connect_waits)),
+        }
 
 
 class Publisher:
@@ -94,7 +118,8 @@ class Publisher:
         self.path: Path | None = None
         self.last_body: Any = None
         self.last_write = 0.0
-        self.recent: dict[str, _RecentWaits] = defaultdict(_RecentWaits)
+        self.recent: dict[str, _Recent] = defaultdict(_Recent)
+        self.last_prune = 0.0
         # build() runs in the publishing thread and in request threads (the views).
         self.recent_lock = threading.Lock()
         self.warned = False
@@ -146,8 +171,7 @@ class Publisher:
                 return
             except OSError:
                 pass
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        store.remove(path)
 
     def _retire_unpublished(self) -> None:
         try:
@@ -188,7 +212,7 @@ class Publisher:
         for alias, alias_pools in sorted(by_alias.items()):
             stats = combine(from_engine(pool.get_stats()) for pool in alias_pools)
             with self.recent_lock:
-                stats["recent_wait_time_max"] = self.recent[alias].update(stats, now)
+                stats.update(self.recent[alias].update(stats, now))
             entry = settings.DATABASES.get(alias, {})
             stats["vendor"] = pooled_vendor(entry.get("ENGINE", "")) or ""
             stats["database"] = str(alias_pools[-1].target)
@@ -231,13 +255,11 @@ class Publisher:
                 return None
             path = store.snapshot_path(directory, self.pid, self.instance)
             if self.path is not None and self.path != path:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path)  # the directory setting changed
+                store.remove(self.path)  # the directory setting changed
                 self.path = None
             if not snapshot["pools"]:
                 if self.path is not None:
-                    with contextlib.suppress(OSError):
-                        os.unlink(self.path)
+                    store.remove(self.path)
                     self.path = None
                 return None
             now = time.monotonic()
@@ -253,9 +275,16 @@ class Publisher:
             snapshot["published_at"] = time.time()  # wall clock: compared across processes
             store.write_json(path, snapshot)
             self.path, self.last_body, self.last_write = path, body, now
-        if first:
-            # Tidy up after processes that died without cleaning up.
-            store.read_snapshots(directory, stale_after=conf.stale_after())
+        if first or now - self.last_prune >= conf.heartbeat_interval():
+            # Tidy up after processes that died without cleaning up: the publishers do
+            # it, never a reader (a view, the command) and never on the request path.
+            self.last_prune = now
+            try:
+                store.retire_scanned(
+                    directory, store.scan(directory, stale_after=conf.stale_after())
+                )
+            except OSError as error:
+                logger.debug("Could not prune the statistics directory: %s", error)
         return path
 
 

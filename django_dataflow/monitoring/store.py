@@ -8,14 +8,17 @@ Layout (one directory per project, see ``conf.stats_dir``)::
 
 Why it is built this way:
 
-* The directory is ``0700`` and owned by the app's user; anything else (a directory
-  another user planted in /tmp, a symlink) is refused, never written through.
+* The directory is ``0700`` and owned by the app's user, its parents writable by no
+  other user; anything else is refused, never chmodded or written through. Every file
+  is opened relative to the checked directory (``safedir``).
 * A snapshot is written to a temporary file and renamed over the old one, so a reader
   sees the old or the new snapshot, never half of one.
-* A process may die without cleaning up (SIGKILL, OOM). Readers prune a snapshot whose
-  pid is gone, or was reused by another process (its start time differs). A process in
+* A process may die without cleaning up (SIGKILL, OOM). A snapshot whose pid is gone,
+  or was reused by another process (its start time differs), is left out by readers
+  and retired by the next publisher: readers never write, delete or chmod. A process in
   another pid namespace (a sidecar container sharing the directory) cannot be checked
-  by pid: its snapshot is pruned once it is not rewritten for ``conf.stale_after()``.
+  by pid: its snapshot is left out and retired once it is not rewritten for ``conf.stale_after()``.
+* A file that is not a valid snapshot is skipped with a warning (``shapes``).
 * Prometheus counters must never go down. When a process exits (or is pruned) its
   counters move into ``retired.json``, kept per process instance for a while, so the
   sum over live and exited processes stays monotonic and nothing is counted twice.
@@ -24,26 +27,23 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import socket
-import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from django_dataflow.monitoring import safedir, shapes
+from django_dataflow.monitoring.safedir import BadFile, StatsDirError
 from django_dataflow.stats import COUNTER_KEYS
-
-try:
-    import fcntl
-except ImportError:  # not on Windows; retirement is then unserialised (best effort)
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger("django_dataflow.monitoring")
 
-FORMAT = 1
+FORMAT = shapes.FORMAT
 PREFIX = "proc-"
 SUFFIX = ".json"
 RETIRED = "retired.json"
@@ -55,64 +55,52 @@ RECENT_RETIRED = 200
 # apart, never folded, until it has been silent this long.
 UNCONFIRMED_KEPT_S = 24 * 3600.0
 
-
-class StatsDirError(OSError):
-    """The snapshot directory cannot be used safely."""
+__all__ = ["BadFile", "StatsDirError"]
 
 
 # -- the directory -------------------------------------------------------------------------
 
 
-def _check_private(path: Path) -> None:
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise StatsDirError(f"{path} is not a directory (a symlink or a file); refusing to use it.")
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise StatsDirError(
-            f"{path} belongs to uid {info.st_uid}, not to this process's uid {os.getuid()}; "
-            "refusing to use it. Set DATAFLOW_STATS_DIR to a directory of the app's user."
-        )
-    if info.st_mode & 0o077:
-        os.chmod(path, 0o700)
-
-
 def ensure_dir(path: Path, *, create: bool = True) -> Path:
-    """Make sure ``path`` (and a ``django-dataflow-<uid>`` parent) is private to us.
+    """Check that ``path`` is safe to use (see ``safedir``), creating it (and missing
+    parents, ``0700``) with ``create``. With ``create=False`` a missing directory raises
+    FileNotFoundError. Nothing existing is ever chmodded."""
+    with safedir.opened(path, create=create):
+        return path
 
-    With ``create=False`` a missing directory raises FileNotFoundError.
-    """
-    parent = path.parent
-    if parent.name.startswith("django-dataflow-"):
-        # The default layout under the shared temp directory: guard the parent too.
-        if create:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(parent, 0o700)
-        _check_private(parent)
-    if create:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _check_private(path)
-    return path
+
+def remove(path: Path) -> None:
+    """Delete the file ``path`` (a writer's own snapshot), if it and its directory are
+    still there and safe."""
+    with contextlib.suppress(OSError), safedir.opened(path.parent) as fd:
+        safedir.unlink(fd, path.name)
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` to ``path`` atomically, readable by the owner only."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with safedir.opened(path.parent) as fd:
+        safedir.write_atomic(fd, path.name, _dumps(data))
+
+
+def _loads(fd: int, name: str) -> Any:
+    """The JSON of ``name``: FileNotFoundError if gone, BadFile if it is not JSON."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        return json.loads(safedir.read_bytes(fd, name))
+    except (ValueError, RecursionError) as error:
+        if isinstance(error, BadFile):
+            raise
+        raise BadFile(f"it is not JSON ({type(error).__name__})") from None
 
 
 def read_json(path: Path) -> Any:
     """The JSON in ``path``, or None if it is gone or unreadable."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        with safedir.opened(path.parent) as fd:
+            return _loads(fd, path.name)
     except (OSError, ValueError):
         return None
 
@@ -154,82 +142,111 @@ def pid_running(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    except OSError:
+    except (OSError, OverflowError):
         return False
     return True
 
 
 def is_dead(snapshot: dict[str, Any], *, namespace: str, stale_after: float, now: float) -> bool:
-    """Has the process that wrote ``snapshot`` exited?"""
-    pid = snapshot.get("pid")
-    if not isinstance(pid, int):
-        return True
+    """Has the process that wrote ``snapshot`` (a valid one) exited?"""
+    pid = snapshot["pid"]
     if snapshot.get("namespace") == namespace:
         if not pid_running(pid):
             return True
         started = snapshot.get("started")
         return started is not None and process_start_time(pid) not in (None, started)
-    return now - float(snapshot.get("published_at", 0)) > stale_after
+    return now - float(snapshot["published_at"]) > stale_after
 
 
 # -- reading ---------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class Scan:
+    """What a directory holds: snapshots of live processes (with ``age`` and ``stale``
+    added), of exited ones (``dead``: pid checked; ``silent``: another pid namespace,
+    not rewritten for too long), and the files skipped, each with why."""
+
+    live: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    dead: list[tuple[Path, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    silent: list[tuple[Path, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+
+
+def _skip(scan: Scan, directory: Path, name: str, why: str) -> None:
+    message = f"{directory / name} is skipped: {why}"
+    logger.warning("Pool statistics: %s", message)
+    scan.skipped.append(message)
+
+
+def scan(directory: Path, *, stale_after: float) -> Scan:
+    """Read every snapshot of ``directory`` without changing anything. A file that is
+    not a valid snapshot is skipped with a warning naming it; the rest are read."""
+    result = Scan()
+    namespace = pid_namespace()
+    now = time.time()
+    with safedir.opened(directory) as fd:
+        for name in safedir.names(fd):
+            if not (name.startswith(PREFIX) and name.endswith(SUFFIX)):
+                continue
+            try:
+                snapshot = _loads(fd, name)
+            except FileNotFoundError:
+                continue  # its process exited meanwhile
+            except (OSError, BadFile) as error:
+                _skip(result, directory, name, str(error))
+                continue
+            problem = shapes.snapshot_problem(snapshot)
+            if problem:
+                _skip(result, directory, name, problem)
+                continue
+            path = directory / name
+            if is_dead(snapshot, namespace=namespace, stale_after=stale_after, now=now):
+                # Same namespace: its pid was checked. Otherwise it only went silent.
+                confirmed = snapshot.get("namespace") == namespace
+                (result.dead if confirmed else result.silent).append((path, snapshot))
+                continue
+            snapshot["age"] = max(0.0, now - float(snapshot["published_at"]))
+            snapshot["stale"] = snapshot["age"] > stale_after
+            result.live.append(snapshot)
+    return result
+
+
 def snapshot_files(directory: Path) -> Iterator[Path]:
     try:
-        names = os.listdir(directory)
+        with safedir.opened(directory) as fd:
+            found = safedir.names(fd)
     except FileNotFoundError:
         return
-    for name in sorted(names):
+    for name in found:
         if name.startswith(PREFIX) and name.endswith(SUFFIX):
             yield directory / name
 
 
 def read_snapshots(
-    directory: Path, *, stale_after: float, prune: bool = True
+    directory: Path, *, stale_after: float, prune: bool = False
 ) -> list[dict[str, Any]]:
     """The snapshots of live processes, each with ``age`` (seconds since written) and
-    ``stale`` added. With ``prune``, the snapshots of dead processes are retired."""
-    namespace = pid_namespace()
-    now = time.time()
-    live, dead, stale = [], [], []
-    for path in snapshot_files(directory):
-        snapshot = read_json(path)
-        if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
-            continue
-        if is_dead(snapshot, namespace=namespace, stale_after=stale_after, now=now):
-            # Same namespace: its pid was checked. Otherwise it only went silent.
-            confirmed = snapshot.get("namespace") == namespace
-            (dead if confirmed else stale).append((path, snapshot))
-            continue
-        snapshot["age"] = max(0.0, now - float(snapshot.get("published_at", now)))
-        snapshot["stale"] = snapshot["age"] > stale_after
-        live.append(snapshot)
-    if prune and (dead or stale):
-        try:
-            if dead:
-                retire(directory, dead)
-            if stale:
-                retire(directory, stale, confirmed=False)
-        except OSError as error:
-            logger.warning(
-                "Could not prune snapshots of exited processes in %s: %s", directory, error
-            )
-    return live
+    ``stale`` added. With ``prune`` (writers only: the publisher), the snapshots of
+    exited processes are retired."""
+    found = scan(directory, stale_after=stale_after)
+    if prune:
+        retire_scanned(directory, found)
+    return found.live
+
+
+def retire_scanned(directory: Path, found: Scan) -> None:
+    """Retire the exited processes of a ``scan`` (the publisher's tidying up)."""
+    try:
+        if found.dead:
+            retire(directory, found.dead)
+        if found.silent:
+            retire(directory, found.silent, confirmed=False)
+    except OSError as error:
+        logger.warning("Could not prune snapshots of exited processes in %s: %s", directory, error)
 
 
 # -- counters of exited processes ------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def counters_of(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -273,42 +290,55 @@ def _larger_counters(
     return merged
 
 
+def _read_retired(fd: int, directory: Path) -> dict[str, Any]:
+    try:
+        data = _loads(fd, RETIRED)
+    except FileNotFoundError:
+        data = None
+    except (OSError, BadFile) as error:
+        logger.warning("Pool statistics: %s is skipped: %s", directory / RETIRED, error)
+        data = None
+    return shapes.clean_retired(data, directory / RETIRED)
+
+
 def read_retired(directory: Path) -> dict[str, Any]:
-    retired = read_json(directory / RETIRED)
-    if not isinstance(retired, dict) or retired.get("format") != FORMAT:
-        retired = {"format": FORMAT, "base": {}, "recent": {}}
-    # instance -> when it last published, for instances retired as stale only
-    retired.setdefault("unconfirmed", {})
-    return retired
+    with safedir.opened(directory) as fd:
+        return _read_retired(fd, directory)
 
 
 def retire(
     directory: Path, dead: list[tuple[Path, dict[str, Any]]], *, confirmed: bool = True
 ) -> None:
     """Move the counters of exited processes into ``retired.json`` and delete their
-    snapshots. Safe against concurrent pruners and against being run twice.
+    snapshots. Safe against concurrent pruners and against being run twice. Writers
+    only (the publisher, a process at exit): readers never change the directory.
 
     ``confirmed=False``: the processes were only silent too long (another pid
     namespace); they may publish again, so they are never folded into the base while
     that is still plausible (see ``UNCONFIRMED_KEPT_S``)."""
-    with _locked(directory):
-        retired = read_retired(directory)
-        recent: dict[str, Any] = retired["recent"]
-        unconfirmed: dict[str, float] = retired["unconfirmed"]
-        for _path, snapshot in dead:
-            instance = str(snapshot.get("instance"))
-            # Retired before (pruned as stale, then it published again): its counters
-            # only ever grew, so the larger of each is its latest.
-            recent[instance] = _larger_counters(recent.get(instance, {}), counters_of(snapshot))
-            if confirmed:
-                unconfirmed.pop(instance, None)
-            else:
-                unconfirmed[instance] = float(snapshot.get("published_at") or 0.0)
+    with safedir.opened(directory) as fd, safedir.locked(fd):
+        retired = _read_retired(fd, directory)
+        _merge_retired(retired, dead, confirmed=confirmed)
         _fold_oldest(retired, now=time.time())
-        write_json(directory / RETIRED, retired)
+        safedir.write_atomic(fd, RETIRED, _dumps(retired))
         for path, _snapshot in dead:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            safedir.unlink(fd, path.name)
+
+
+def _merge_retired(
+    retired: dict[str, Any], dead: list[tuple[Path, dict[str, Any]]], *, confirmed: bool
+) -> None:
+    recent: dict[str, Any] = retired["recent"]
+    unconfirmed: dict[str, float] = retired["unconfirmed"]
+    for _path, snapshot in dead:
+        instance = str(snapshot.get("instance"))
+        # Retired before (pruned as stale, then it published again): its counters
+        # only ever grew, so the larger of each is its latest.
+        recent[instance] = _larger_counters(recent.get(instance, {}), counters_of(snapshot))
+        if confirmed:
+            unconfirmed.pop(instance, None)
+        else:
+            unconfirmed[instance] = float(snapshot.get("published_at") or 0.0)
 
 
 def _fold_oldest(retired: dict[str, Any], *, now: float) -> None:
@@ -332,9 +362,16 @@ def _fold_oldest(retired: dict[str, Any], *, now: float) -> None:
         unconfirmed.pop(instance, None)
 
 
-def exited_counters(directory: Path, live_instances: set[str]) -> dict[str, dict[str, Any]]:
-    """Per alias, the counters of processes that exited (not of ``live_instances``)."""
+def exited_counters(
+    directory: Path,
+    live_instances: set[str],
+    unretired: Iterable[tuple[Path, dict[str, Any]]] = (),
+) -> dict[str, dict[str, Any]]:
+    """Per alias, the counters of processes that exited (not of ``live_instances``),
+    with the ``unretired`` snapshots of exited processes no writer has retired yet (a
+    reader counts them where they are, without moving them)."""
     retired = read_retired(directory)
+    _merge_retired(retired, list(unretired), confirmed=True)
     total: dict[str, dict[str, Any]] = {}
     add_counters(total, retired["base"])
     for instance, counters in retired["recent"].items():

@@ -12,12 +12,37 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
+def printable(text: str) -> str:
+    """``text`` with control and format characters escaped (``\\x1b``, ``\\u202e``):
+    names from settings or from another process's snapshot must not drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    align: str = "",
+    max_width: int | None = None,
+) -> str:
     """Columns padded to their widest cell. ``align`` has an ``l`` or ``r`` per column;
-    by default the first column is left-aligned and the others right-aligned."""
+    by default the first column is left-aligned and the others right-aligned. Cells are
+    made printable. With ``max_width``, the first column is cut short (ending in "~")
+    so that the lines fit."""
     align = align or "l" + "r" * (len(headers) - 1)
-    cells = [list(headers), *[[str(cell) for cell in row] for row in rows]]
+    cells = [list(headers), *[[printable(str(cell)) for cell in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    if max_width is not None:
+        room = max_width - sum(widths[1:]) - 2 * (len(widths) - 1)
+        if widths[0] > room >= len(headers[0]):
+            widths[0] = room
+            for row in cells:
+                if len(row[0]) > room:
+                    row[0] = row[0][: room - 1] + "~"
     lines = []
     for row in cells:
         parts = [

@@ -2,7 +2,8 @@
 
 The statistics view shows every process's pools, so it is for staff only, or for a
 scraper presenting ``Authorization: Bearer <DATAFLOW_METRICS_TOKEN>``. The health view
-says only "ok" or what is wrong, for load balancers and uptime checks; it needs no login.
+says only "ok" or what is wrong, for load balancers and uptime checks (GET or HEAD); it
+needs no login.
 
 Wire them with ``path("dataflow/", include("django_dataflow.urls"))``.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from django_dataflow import conf
 from django_dataflow.monitoring import health
@@ -79,7 +80,7 @@ def _stats(request: HttpRequest, default: str) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def pool_stats_view(request: HttpRequest) -> HttpResponse:
     """JSON by default; Prometheus text with ``?format=prometheus`` or an ``Accept``
     header asking for it. ``?database=ALIAS`` keeps one alias."""
@@ -87,21 +88,27 @@ def pool_stats_view(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text, for a scrape config that cannot add query parameters."""
     return _stats(request, "prometheus")
 
 
 @never_cache
-@require_GET
+@require_safe
 def health_view(request: HttpRequest) -> JsonResponse:
-    """200 ``{"status": "ok"}`` or 503 ``{"status": "unhealthy", "problems": [...]}``."""
+    """A readiness probe (GET or HEAD): 503 ``{"status": "unhealthy", "problems": [...]}``
+    when the pools stop service (timeouts, failed connections in the last minute); 200
+    otherwise, ``{"status": "warning", "warnings": [...]}`` when a pool is busy (over a
+    threshold of ``pool_stats --check``), else ``{"status": "ok"}``. It reads, never
+    writes, and never waits for a lock."""
     report = collect()
-    problems = health.evaluate(report, conf.check_thresholds())
+    problems = health.failures(report)
+    warnings = health.evaluate(report, conf.check_thresholds())
     body: dict[str, Any] = {
-        "status": "unhealthy" if problems else "ok",
+        "status": "unhealthy" if problems else "warning" if warnings else "ok",
         "problems": [problem.message for problem in problems],
+        "warnings": [problem.message for problem in warnings],
         "processes": report.process_count,
     }
     return JsonResponse(body, status=503 if problems else 200)

@@ -53,11 +53,20 @@ URL_BOOLEAN_KEYS = (
 )
 
 
+# Query parameters that hold a secret (psycopg's password and sslpassword, mysqlclient's
+# passwd, a token ...): their values are masked too.
+SECRET_QUERY = re.compile(
+    r"([?&;](?:[^=&#;]*(?:pass|pwd|secret|token|credential)[^=&#;]*)=)[^&#;]*", re.IGNORECASE
+)
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password replaced by ***, for repr and messages."""
     # Up to the last "@": a password may hold a raw "@" (it parses), or a raw "/"
     # (refused, but the repr of what was given must not show it either).
-    return re.sub(r"(//[^/@:]*:).*@", r"\1***@", url)
+    masked = re.sub(r"(//[^/@:]*:).*@", r"\1***@", url)
+    # And in the query string: ?password=, ?sslpassword=, ?passwd= and their kin.
+    return SECRET_QUERY.sub(r"\1***", masked)
 
 
 def parse_database_url(url: str, source: str = "database_url") -> tuple[str, dict, dict]:
@@ -133,7 +142,9 @@ def parse_database_url(url: str, source: str = "database_url") -> tuple[str, dic
             f"characters / # ? @ : in the user name and password (e.g. / as %2F)."
         ) from None
     entry.pop("ENGINE", None)
-    if str(entry.get("HOST", "")).startswith("%2F"):  # a Unix socket directory
+    if "%" in str(entry.get("HOST", "")):
+        # A Unix socket directory (%2F or %2f), an IPv6 zone id (fe80::1%25eth0): the
+        # host is percent-decoded, in either case, as dj-database-url does.
         entry["HOST"] = unquote(entry["HOST"])
     _check_url_entry(entry, source)
     return vendor, entry, ours

@@ -21,6 +21,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django_dataflow.settings.engines import VENDOR_LABELS, VENDORS
 
 ISOLATION_LEVELS = ("READ_UNCOMMITTED", "READ_COMMITTED", "REPEATABLE_READ", "SERIALIZABLE")
+# No pool, overflow or statement cache is this large; a larger number is a typo (and
+# 10**400 would overflow where it is turned into a float).
+MAX_COUNT = 100_000
 
 
 class ConfigurationError(ImproperlyConfigured, ValueError):
@@ -42,6 +45,8 @@ class PoolOption:
     defaults: dict[str, Any]  # per vendor; a vendor missing here cannot use the option
     minimum: float = 0
     exclusive_minimum: bool = False
+    # The largest sensible value (None: the kind's own limit, see ``normalize``).
+    maximum: float | None = None
     help: str = ""
     choices: tuple[str, ...] = ()
     # The ConnectionPool keyword argument the value is passed as (the backends build the
@@ -264,10 +269,18 @@ def normalize(option: PoolOption, value: Any) -> Any:
     if option.kind == "seconds_or_none" and value is None:
         return None
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if option.kind == "int" and not (is_number and float(value).is_integer()):
+    maximum = option.maximum
+    if maximum is None:
+        maximum = MAX_COUNT if option.kind == "int" else threading.TIMEOUT_MAX
+    if isinstance(value, int) and is_number and abs(value) > maximum:
+        # Before anything turns it into a float (OverflowError beyond 1e308).
+        raise InvalidValue(f"must be at most {maximum:g}, not {_short(value)}")
+    if option.kind == "int" and not (is_number and (isinstance(value, int) or value.is_integer())):
         raise InvalidValue(f"must be a whole number, not {value!r}")
     if not is_number:
         raise InvalidValue(f"must be a number of seconds, not {value!r}")
+    if option.kind == "int" and value > maximum:
+        raise InvalidValue(f"must be at most {maximum:g}, not {value!r}")
     if not math.isfinite(value):
         # inf would overflow the waits, nan compares false with everything.
         never = " (None for never)" if option.kind == "seconds_or_none" else ""
@@ -280,6 +293,11 @@ def normalize(option: PoolOption, value: Any) -> Any:
     if value < option.minimum:
         raise InvalidValue(f"must be >= {option.minimum:g}, not {value!r}")
     return int(value) if option.kind == "int" else float(value)
+
+
+def _short(value: int) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else f"a number of {len(text)} digits"
 
 
 def _isolation_level(value: Any) -> str:
@@ -316,7 +334,8 @@ def parse_text(option: PoolOption, text: str) -> Any:
         number = int(word) if option.kind == "int" else float(word)
     except ValueError:
         what = "a whole number" if option.kind == "int" else "a number of seconds"
-        raise InvalidValue(f"must be {what}, not {text!r}") from None
+        shown = repr(text) if len(text) <= 40 else f"{text[:30]!r}... ({len(text)} characters)"
+        raise InvalidValue(f"must be {what}, not {shown}") from None
     return normalize(option, number)
 
 

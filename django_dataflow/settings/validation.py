@@ -1,7 +1,8 @@
 """What is wrong with a DATABASES entry of ours, and its effective POOL options.
 
 Validation reports *problems* instead of raising, so ``manage.py check`` can list them all;
-``resolve_pool_options`` (used when a connection wrapper is built) raises the first error.
+``resolve_pool_options`` (used when a connection wrapper is built) raises one error naming
+them all.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from django_dataflow.settings.options import (
 from django_dataflow.settings.problems import Problem
 
 # -- DATABASES entries ---------------------------------------------------------------------
+
+CHECK_HINT = "(Run `manage.py check --tag dataflow` to list every problem of the settings.)"
 
 
 @dataclass(frozen=True)
@@ -205,12 +208,19 @@ def without_pool_options(connection_params: dict[str, Any]) -> dict[str, Any]:
 def resolve_pool_options(alias: str, vendor: str, settings_dict: dict[str, Any]) -> dict[str, Any]:
     """The effective pool options of one DATABASES entry: validated, with defaults.
 
-    Raises ConfigurationError (an ImproperlyConfigured) for the first error, naming the
-    offending key and the fix. Warnings are left to the system checks.
+    Raises one ConfigurationError (an ImproperlyConfigured) naming every error, each
+    with its fix, and pointing to ``manage.py check --tag dataflow``. Warnings are left
+    to the system checks.
     """
     inspection = inspect_pool_options(alias, vendor, settings_dict)
-    if inspection.errors:
-        raise ConfigurationError(str(inspection.errors[0]))
+    errors = inspection.errors
+    if len(errors) == 1:
+        raise ConfigurationError(f"{errors[0]} {CHECK_HINT}")
+    if errors:
+        listed = "\n".join(f"  - {error}" for error in errors)
+        raise ConfigurationError(
+            f"settings.DATABASES[{alias!r}] has {len(errors)} problems:\n{listed}\n{CHECK_HINT}"
+        )
     return inspection.options
 
 

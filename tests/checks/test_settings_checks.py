@@ -322,3 +322,29 @@ def test_the_options_table_lists_every_option_with_its_defaults():
         ]
         assert cells == expected, name
         assert ("connection setting" in rows[name][0]) == (name in CONNECTION_SETTINGS)
+
+
+def test_w006_a_statistics_directory_that_would_be_refused(settings, tmp_path):
+    loose = tmp_path / "stats"
+    loose.mkdir()
+    loose.chmod(0o755)
+    settings.DATAFLOW_STATS_DIR = str(loose)
+
+    messages = checks.check_stats_dir()
+
+    assert [message.id for message in messages] == ["dataflow.W006"]
+    assert "mode 0755" in messages[0].msg
+    assert oct(loose.stat().st_mode & 0o7777) == "0o755"  # the check changes nothing
+
+
+def test_w006_not_raised_for_a_private_or_missing_directory_or_without_publishing(
+    settings, tmp_path
+):
+    settings.DATAFLOW_STATS_DIR = str(tmp_path / "not-yet")
+    assert checks.check_stats_dir() == []
+    assert not (tmp_path / "not-yet").exists()
+    settings.DATAFLOW_STATS_DIR = str(tmp_path)
+    assert checks.check_stats_dir() == []
+    tmp_path.chmod(0o755)
+    settings.DATAFLOW_STATS_PUBLISH = False
+    assert checks.check_stats_dir() == []

@@ -43,7 +43,9 @@ def test_the_table_has_one_row_per_alias_and_one_per_process(spawn_worker, pool_
     result = pool_stats()
 
     assert result.returncode == 0, result.stderr
-    assert "CL_ACTIVE" in result.stdout and "SV_IDLE" in result.stdout
+    assert "ACTIVE" in result.stdout and "IDLE" in result.stdout
+    table = result.stdout.split("\n\n")[1].splitlines()  # after the header
+    assert table[0].startswith("ALIAS") and max(map(len, table)) <= 100
     assert "default (2 processes)" in result.stdout
     assert f"pid {first.pid}" in result.stdout
     assert f"pid {second.pid}" in result.stdout

@@ -50,8 +50,13 @@ def test_the_table_speaks_pgbouncer(published):
     output = run(*published(checked_out=2, idle_connections=1, checkouts=9))
 
     header = next(line for line in output.splitlines() if line.startswith("ALIAS"))
-    for column in ("CL_ACTIVE", "CL_WAITING", "SV_ACTIVE", "SV_IDLE", "MAXWAIT", "USAGE"):
+    for column in ("ACTIVE", "IDLE", "WAITING", "MAXWAIT", "USAGE", "WAITS"):
         assert column in header
+    wide = run(*published(checked_out=2, idle_connections=1, checkouts=9), "--wide")
+    header = next(line for line in wide.splitlines() if line.startswith("ALIAS"))
+    for column in ("CL_ACTIVE", "CL_WAITING", "SV_IDLE", "SV_LOGIN", "MAXWAIT", "USAGE"):
+        assert column in header
+    assert "SV_ACTIVE" not in header  # always CL_ACTIVE: shown once
     assert "default (1 process)" in output and "50%" in output
 
 
@@ -87,10 +92,17 @@ def test_check_exit_status(published, values, status):
     assert exit_status(*published(**values), "--check") == status
 
 
-def test_check_prints_the_reason(published):
-    with pytest.raises(CommandError, match="UNHEALTHY: 6 requests wait") as error:
-        run(*published(wait_queue=6), "--check")
+def test_check_prints_each_reason_once(published):
+    out = io.StringIO()
+    with pytest.raises(CommandError) as error:
+        call_command("pool_stats", *published(wait_queue=6, checked_out=4), "--check", stdout=out)
+
     assert error.value.returncode == 1
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all(line.startswith("UNHEALTHY: ") for line in lines)
+    assert "6 requests wait" in out.getvalue()
+    # The command's error (printed as "CommandError: ...") repeats none of them.
+    assert str(error.value) == "UNHEALTHY: 2 problems, listed above."
 
 
 def test_check_with_nothing_published_exits_2(stats_dir):
@@ -179,3 +191,47 @@ def test_the_server_json_has_the_counts_and_the_groups():
         "states": {"idle": 2, "active": 1},
         "longest_seconds": {"idle": 3.5},
     }
+
+
+def table_lines(output: str) -> list[str]:
+    return output.split("\n\n")[1].splitlines()
+
+
+def test_the_table_fits_100_columns_and_wide_shows_every_column(stats_dir):
+    write(stats_dir, snapshot({"default": pool_entry(checkouts=123456, connections_created=99)}))
+    write(stats_dir, snapshot({"a-long-alias-name": pool_entry()}, pid=1, instance="b"))
+
+    narrow = table_lines(run("--stats-dir", str(stats_dir)))
+    wide = table_lines(run("--stats-dir", str(stats_dir), "--wide"))
+
+    assert narrow[0].startswith("ALIAS") and max(map(len, narrow)) <= 100
+    for column in ("CHECKOUTS", "CREATED", "LEAKS", "WAIT_AVG", "BUSY_WAITS", "OPEN_WAITS"):
+        assert column in wide[0]
+    assert "123456" in "\n".join(wide)
+
+
+def test_waits_for_a_connection_being_opened_are_told_from_waits_for_a_busy_pool(stats_dir):
+    # A cold start of a 50-slot pool: 30 borrowers waited while connections were opened.
+    cold = pool_entry(pool_size=50, waits=30, connect_waits=30, connections_created=30)
+    write(stats_dir, snapshot({"default": cold}))
+
+    output = run("--stats-dir", str(stats_dir))
+    wide = run("--stats-dir", str(stats_dir), "--wide")
+
+    row = next(line for line in table_lines(output) if line.startswith("default"))
+    assert " 0/30 " in row  # no wait for a busy pool, 30 for connections being opened
+    header, first = table_lines(wide)[:2]
+    values = dict(zip(header.split()[3:], first.split()[3:], strict=False))
+    assert values["BUSY_WAITS"] == "0" and values["OPEN_WAITS"] == "30"
+
+
+def test_control_characters_in_names_are_escaped(stats_dir):
+    write(
+        stats_dir,
+        snapshot({"de\x1b[2Jfault": pool_entry()}, pid=1, instance="b", program="gun\x07icorn"),
+    )
+
+    output = run("--stats-dir", str(stats_dir))
+
+    assert "\x1b" not in output and "\x07" not in output
+    assert "de\\x1b[2Jfault" in output and "gun\\x07icorn" in output

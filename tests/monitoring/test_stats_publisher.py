@@ -9,7 +9,7 @@ import pytest
 
 from django_dataflow.monitoring import publisher as publishing
 from django_dataflow.monitoring import store
-from django_dataflow.monitoring.publisher import SERVER_SESSION, Publisher, _RecentWaits
+from django_dataflow.monitoring.publisher import SERVER_SESSION, Publisher, _Recent
 from django_dataflow.pool import ConnectionPool, registry
 from tests.pool.connectors import SQLiteFileConnector
 
@@ -114,17 +114,21 @@ def test_a_forked_child_gets_its_own_identity_and_never_touches_the_parents_file
 
 
 def test_a_slow_wait_is_remembered_for_a_minute_even_below_the_lifetime_maximum():
-    recent = _RecentWaits()
-    assert recent.update({"waits": 1, "wait_time_avg": 5.0, "wait_time_max": 5.0}, now=0) == 5.0
+    recent = _Recent()
+
+    def longest(stats, now):
+        return recent.update(stats, now)["recent_wait_time_max"]
+
+    assert longest({"waits": 1, "wait_time_avg": 5.0, "wait_time_max": 5.0}, now=0) == 5.0
     # A minute later, one more wait of 1.5 s: not a new maximum, still seen.
-    value = recent.update({"waits": 2, "wait_time_avg": 3.25, "wait_time_max": 5.0}, now=61)
+    value = longest({"waits": 2, "wait_time_avg": 3.25, "wait_time_max": 5.0}, now=61)
     assert value == pytest.approx(1.5)
-    assert recent.update({"waits": 2, "wait_time_avg": 3.25, "wait_time_max": 5.0}, now=122) == 0
+    assert longest({"waits": 2, "wait_time_avg": 3.25, "wait_time_max": 5.0}, now=122) == 0
 
 
 def test_the_oldest_waiter_counts_as_a_recent_wait():
-    recent = _RecentWaits()
-    assert recent.update({"maxwait": 2.5, "waits": 0}, now=0) == 2.5
+    recent = _Recent()
+    assert recent.update({"maxwait": 2.5, "waits": 0}, now=0)["recent_wait_time_max"] == 2.5
 
 
 def test_publishing_can_be_turned_off(settings, fresh, stats_dir, pool):
@@ -135,3 +139,22 @@ def test_publishing_can_be_turned_off(settings, fresh, stats_dir, pool):
     assert fresh.thread is not None and not fresh.thread.is_alive()
     assert fresh.publish(force=True) is None
     assert list(store.snapshot_files(stats_dir)) == []
+
+
+def test_waits_for_connections_being_opened_are_counted_apart():
+    recent = _Recent()
+    # A cold start: 30 waits, each for one of the 30 connections being opened.
+    assert recent.update({"waits": 30, "connections_created": 30}, now=0)["connect_waits"] == 30
+    # Then the pool is full and busy: 5 more waits, no connection opened.
+    assert recent.update({"waits": 35, "connections_created": 30}, now=1)["connect_waits"] == 30
+    # An engine that counts them itself is believed.
+    assert recent.update({"waits": 35, "connect_waits": 7}, now=2)["connect_waits"] == 7
+
+
+def test_timeouts_and_connection_errors_of_the_last_minute_are_counted():
+    recent = _Recent()
+    recent.update({"timeouts": 1, "connection_errors": 0}, now=0)
+    figures = recent.update({"timeouts": 3, "connection_errors": 2}, now=30)
+    assert (figures["recent_timeouts"], figures["recent_connection_errors"]) == (3, 2)
+    figures = recent.update({"timeouts": 3, "connection_errors": 2}, now=95)
+    assert (figures["recent_timeouts"], figures["recent_connection_errors"]) == (0, 0)

@@ -24,14 +24,15 @@ def test_the_directory_and_its_per_user_parent_are_created_private(tmp_path):
     assert mode(directory) == mode(directory.parent) == 0o700
 
 
-def test_a_too_open_directory_of_ours_is_made_private(tmp_path):
+def test_a_too_open_directory_is_refused_with_the_fix_and_left_alone(tmp_path):
     directory = tmp_path / "stats"
     directory.mkdir(mode=0o777)
     os.chmod(directory, 0o777)
 
-    store.ensure_dir(directory)
+    with pytest.raises(store.StatsDirError, match=r"mode 0777.*chmod 700"):
+        store.ensure_dir(directory)
 
-    assert mode(directory) == 0o700
+    assert mode(directory) == 0o777
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
@@ -70,7 +71,7 @@ def test_a_live_process_is_kept_and_a_dead_one_pruned_with_its_counters_retired(
     )
     gone_path = write(tmp_path, gone)
 
-    snapshots = store.read_snapshots(tmp_path, stale_after=60)
+    snapshots = store.read_snapshots(tmp_path, stale_after=60, prune=True)  # a publisher
 
     assert [s["pid"] for s in snapshots] == [os.getppid()]
     assert live.exists() and not gone_path.exists()
@@ -105,7 +106,7 @@ def test_retiring_the_same_process_twice_counts_it_once(tmp_path):
     store.retire(tmp_path, [(path, gone)])
     write(tmp_path, gone)  # e.g. a pruner that crashed before deleting it
 
-    store.read_snapshots(tmp_path, stale_after=60)
+    store.read_snapshots(tmp_path, stale_after=60, prune=True)
 
     assert store.exited_counters(tmp_path, set())["default"]["checkouts"] == 3
 

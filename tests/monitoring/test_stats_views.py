@@ -73,26 +73,62 @@ def test_the_health_view_says_ok_or_what_is_wrong(stats_dir):
     assert json.loads(get(views.health_view).content) == {
         "status": "ok",
         "problems": [],
+        "warnings": [],
         "processes": 0,
     }
     write(stats_dir, snapshot({"default": pool_entry(checked_out=4)}))
 
-    response = get(views.health_view)
+    busy = get(views.health_view)
 
-    assert response.status_code == 503
-    body = json.loads(response.content)
-    assert body["status"] == "unhealthy" and "pool usage" in body["problems"][0]
+    # A busy pool is a warning: a readiness probe must not take a busy instance out.
+    assert busy.status_code == 200
+    body = json.loads(busy.content)
+    assert body["status"] == "warning" and "pool usage" in body["warnings"][0]
+    write(stats_dir, snapshot({"default": pool_entry(recent_timeouts=3)}))
+
+    failing = get(views.health_view)
+
+    assert failing.status_code == 503
+    body = json.loads(failing.content)
+    assert body["status"] == "unhealthy" and "3 checkouts" in body["problems"][0]
 
 
-def test_the_django_health_check_plugin_reports_an_unhealthy_pool(stats_dir):
+def test_the_django_health_check_plugin_warns_of_a_busy_pool(stats_dir):
+    pytest.importorskip("health_check")
+    from health_check.exceptions import ServiceUnavailable, ServiceWarning
+
+    from django_dataflow.monitoring.healthcheck import PoolHealth
+
+    PoolHealth().run()  # nothing published: healthy
+    write(stats_dir, snapshot({"default": pool_entry(wait_queue=9, checked_out=4)}))
+
+    with pytest.raises(ServiceWarning, match="9 requests wait") as busy:
+        PoolHealth(alias="default").run()
+    assert not isinstance(busy.value, ServiceUnavailable)
+    PoolHealth(alias="replica").run()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"recent_timeouts": 2}, "2 checkouts of 'default'"),
+        ({"recent_connection_errors": 5}, "5 connection attempts .* no connection open"),
+    ],
+)
+def test_the_django_health_check_plugin_fails_on_what_stops_service(stats_dir, values, message):
     pytest.importorskip("health_check")
     from health_check.exceptions import ServiceUnavailable
 
     from django_dataflow.monitoring.healthcheck import PoolHealth
 
-    PoolHealth().run()  # nothing published: healthy
-    write(stats_dir, snapshot({"default": pool_entry(wait_queue=9)}))
+    write(stats_dir, snapshot({"default": pool_entry(**values)}))
 
-    with pytest.raises(ServiceUnavailable, match="9 requests wait"):
-        PoolHealth(alias="default").run()
-    PoolHealth(alias="replica").run()
+    with pytest.raises(ServiceUnavailable, match=message):
+        PoolHealth().run()
+
+
+def test_the_health_view_answers_head(stats_dir):
+    request = RequestFactory().head("/dataflow/health/")
+    request.user = AnonymousUser()
+
+    assert views.health_view(request).status_code == 200

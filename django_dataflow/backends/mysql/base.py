@@ -10,12 +10,18 @@ from typing import Any
 
 from django.db.backends.mysql import base as django_mysql
 from django.db.backends.mysql.creation import DatabaseCreation as DjangoCreation
+from django.utils.functional import cached_property
 from MySQLdb.cursors import CursorUseResultMixIn
 
 from django_dataflow.backends.base import PooledDatabaseWrapperMixin
 from django_dataflow.backends.creation import PooledCreationMixin
 from django_dataflow.backends.mysql.connector import MySQLConnector
 from django_dataflow.backends.mysql.server import MySQLServer
+from django_dataflow.backends.mysql.validation import (
+    UNKNOWN_SERVER,
+    DatabaseValidation,
+    pool_is_wrong,
+)
 
 
 class DatabaseCreation(PooledCreationMixin, DjangoCreation):
@@ -26,6 +32,16 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_mysql.DatabaseWrapper):
     connector_class = MySQLConnector
     dataflow_server = MySQLServer()
     creation_class = DatabaseCreation
+    # Skips Django's MySQL model checks, which connect, while the POOL is wrong.
+    validation_class = DatabaseValidation
+
+    @cached_property
+    def mysql_server_data(self) -> dict[str, Any]:
+        if pool_is_wrong(self):
+            # The system checks ask before anything connects: answer without the
+            # connection that would raise, so they can list every problem.
+            return dict(UNKNOWN_SERVER)
+        return django_mysql.DatabaseWrapper.mysql_server_data.func(self)
 
     def create_cursor(self, name: str | None = None) -> Any:
         cursor = super().create_cursor(name)

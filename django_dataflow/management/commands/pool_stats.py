@@ -24,6 +24,7 @@ from django_dataflow.monitoring import health, pgbouncer, render
 from django_dataflow.monitoring.aggregate import Report, collect, report_to_json
 from django_dataflow.monitoring.pgbouncer import PgBouncerView
 from django_dataflow.monitoring.server import ServerUnavailable, ServerView, server_view
+from django_dataflow.monitoring.text import printable
 from django_dataflow.settings.engines import pooled_vendor
 
 try:  # prometheus_client is optional: without it, --format prometheus is a usage error
@@ -77,6 +78,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--stats-dir", type=Path, help="Read snapshots here instead of DATAFLOW_STATS_DIR."
         )
+        parser.add_argument(
+            "--wide",
+            action="store_true",
+            help="Show every column of the table (by default it fits 100 columns).",
+        )
 
     def handle(
         self,
@@ -90,8 +96,10 @@ class Command(BaseCommand):
         max_wait_time: float | None = None,
         server: bool = False,
         stats_dir: Path | None = None,
+        wide: bool = False,
         **options: Any,
     ) -> None:
+        self.wide = wide
         self._validate(database, format, watch, server)
         try:
             thresholds = conf.check_thresholds(
@@ -142,7 +150,9 @@ class Command(BaseCommand):
         thresholds: dict[str, float],
         server: bool,
     ) -> None:
-        problems = health.evaluate(report, thresholds) if check else []
+        for skipped in report.skipped:
+            self.stderr.write(f"warning: {printable(skipped)}")
+        problems = health.failures(report) + health.evaluate(report, thresholds) if check else []
         server_views = self._server_views(report, database) if server else []
         if fmt == "json":
             document = report_to_json(report)
@@ -158,7 +168,7 @@ class Command(BaseCommand):
         elif fmt == "prometheus":
             self.stdout.write(prometheus.exposition(report).decode(), ending="")
         elif fmt == "table" or not check:
-            self.stdout.write(render.report_table(report))
+            self.stdout.write(render.report_table(report, wide=getattr(self, "wide", False)))
             for view in server_views:
                 self.stdout.write("\n" + view.table())
         if report.error:
@@ -178,11 +188,14 @@ class Command(BaseCommand):
                 self.stdout.write(render.no_pools_message(report))
             raise CommandError("UNKNOWN: no pool statistics to check.", returncode=USAGE)
         if problems:
+            # Each problem once: listed here (or in the JSON document), then only the
+            # count as the command's error.
             if verdict_out is not None:
                 for problem in problems:
                     verdict_out.write(f"UNHEALTHY: {problem.message}")
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise CommandError(f"UNHEALTHY: {problems[0].message}{more}", returncode=UNHEALTHY)
+            count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+            where = "in the document's health" if fmt == "json" else "above"
+            raise CommandError(f"UNHEALTHY: {count}, listed {where}.", returncode=UNHEALTHY)
         if verdict_out is not None:
             verdict_out.write(f"OK: {health.summary(report)}")
 
