@@ -37,7 +37,7 @@ from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
 
 from django_dataflow import hooks
-from django_dataflow.backends import events, parking
+from django_dataflow.backends import events, greenlets, parking
 from django_dataflow.backends.connector import DjangoConnector
 from django_dataflow.backends.lease import LastPool, Lease, return_lease
 from django_dataflow.backends.parking import ParkingWrapperMixin
@@ -224,6 +224,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
             raise
         if self._thread_sharing_count:  # (allow_thread_sharing, without its lock)
             record.holder = None  # shared on purpose: never reclaimed as abandoned
+        elif isinstance(record.holder, greenlets.DummyThread):
+            greenlets.adopt(record)  # a gevent greenlet (backends/greenlets.py)
         self.dataflow_after_checkout(record.connection)
         return record.connection
 
