@@ -54,6 +54,18 @@ def session_alive(pid: Any, vendor: str) -> bool:
         return cursor.fetchone()[0] == 1
 
 
+def sessions_on(vendor: str, database: str) -> int:
+    """How many server sessions are on ``database``."""
+    with admin_cursor(vendor) as cursor:
+        if vendor == "postgresql":
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database])
+        else:
+            cursor.execute(
+                "SELECT count(*) FROM information_schema.processlist WHERE db = %s", [database]
+            )
+        return cursor.fetchone()[0]
+
+
 class admin_cursor:
     """A cursor on a fresh stock (unpooled) connection to the same server."""
 

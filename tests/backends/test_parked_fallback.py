@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connections
 
-from tests.backends.helpers import admin_cursor
+from tests.backends.helpers import admin_cursor, sessions_on
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,17 +209,6 @@ class SlowConnectProxy:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the pumps; the server sees EOF
             with contextlib.suppress(OSError):
                 sock.close()
-
-
-def sessions_on(vendor: str, database: str) -> int:
-    with admin_cursor(vendor) as cursor:
-        if vendor == "postgresql":
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database])
-        else:
-            cursor.execute(
-                "SELECT count(*) FROM information_schema.processlist WHERE db = %s", [database]
-            )
-        return cursor.fetchone()[0]
 
 
 def test_a_connect_slower_than_the_timeout_falls_back_to_a_parked_connection(vendor):

@@ -9,25 +9,14 @@ from django.db import connections
 
 from django_dataflow.pool import registry
 from tests.backends.helpers import (
-    admin_cursor,
     current_database,
     extra_database,
     make_wrapper,
     request,
+    sessions_on,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def sessions_on(vendor: str, database: str) -> int:
-    with admin_cursor(vendor) as cursor:
-        if vendor == "postgresql":
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database])
-        else:
-            cursor.execute(
-                "SELECT count(*) FROM information_schema.processlist WHERE db = %s", [database]
-            )
-        return cursor.fetchone()[0]
 
 
 def test_the_old_database_can_be_dropped_after_a_name_change_and_back(vendor, tmp_path):
