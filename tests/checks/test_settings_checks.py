@@ -294,6 +294,7 @@ def test_every_check_id_is_documented_with_a_fix():
         server_checks.BUDGET_ID,
         checks.MONITORING_SETTING_ID,
         checks.IGNORED_POOL_ID,
+        checks.STATS_DIR_ID,
     }
     documented = set(re.findall(r"^## (dataflow\.[EWI]\d{3}) ", text, flags=re.MULTILINE))
     assert documented == used
