@@ -4,13 +4,22 @@ mysqlclient does not expose whether a transaction is open. MariaDB Connector/C d
 (``mariadb_get_infov(..., MARIADB_CONNECTION_SERVER_STATUS, ...)``, the status flags the
 server sends with every reply), so with it reset costs no round trip unless a
 transaction is open. Built against another client library, reset rolls back every time.
+
+The status is read from the very library mysqlclient's ``_mysql`` module is linked
+against, as mapped into this process (``/proc/self/maps``): a wheel that bundles its own
+libmariadb and a system copy of it are two libraries, and a connection handle of one
+must never reach the other. Where that library cannot be found (no ``/proc``, MySQL's
+libmysqlclient), the reader is off and every return rolls back. The library is loaded
+with ``ctypes.PyDLL``, which keeps the interpreter lock for the call: the read takes
+half a microsecond, and giving the lock up and taking it back among fifty busy threads
+costs far more than that.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -40,11 +49,32 @@ DISCONNECT_ERRORS = frozenset(
 )
 
 
-def _server_status_reader() -> Callable[[Any], int | None] | None:
+def mapped_client_library(maps: str | None = None) -> str | None:
+    """The file of the MariaDB client library mapped into this process (the one
+    ``_mysql`` was loaded with), or None. ``maps``: the text of ``/proc/self/maps``."""
+    if maps is None:
+        try:
+            with open("/proc/self/maps") as file:
+                maps = file.read()
+        except OSError:
+            return None
+    for line in maps.splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and os.path.basename(fields[5]).startswith("libmariadb"):
+            return fields[5].strip()
+    return None
+
+
+def _server_status_reader(
+    library_path: str | None = None,
+) -> Callable[[Any], int | None] | None:
     """A function returning a connection's server status flags, or None if the client
-    library cannot tell."""
+    library that mysqlclient uses cannot tell."""
+    path = library_path or mapped_client_library()
+    if path is None:
+        return None
     try:
-        library = ctypes.CDLL(ctypes.util.find_library("mariadb") or "libmariadb.so.3")
+        library = ctypes.PyDLL(path)
         get_info = library.mariadb_get_infov
     except (OSError, AttributeError):
         return None
