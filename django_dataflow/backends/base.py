@@ -7,9 +7,10 @@ Django opens a connection with ``connect()`` → ``get_new_connection()`` and, w
 
 * ``get_new_connection`` checks a connection out of the pool for this alias and these
   effective connection parameters (so a changed NAME reaches another pool);
-* ``connect`` runs Django's per-connection setup (autocommit, ``init_connection_state``,
-  ``connection_created``) once per *physical* connection; a reused connection only gets
-  its autocommit mode restored;
+* ``connect`` runs Django's per-connection setup (autocommit, ``init_connection_state``)
+  once per *physical* connection; a reused connection only gets its autocommit mode
+  restored. ``connection_created`` is sent at every checkout (also when a parked
+  connection is taken back), as with Django's own pool, when it has receivers;
 * ``_close`` returns the connection; a connection closed inside an atomic block is really
   closed, exactly as Django does without a pool, because Django keeps using it until the
   block exits;
@@ -161,6 +162,10 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
                 record.setup_done = True
             else:
                 self._dataflow_restore_autocommit()
+                if connection_created.receivers:
+                    # At every checkout, as Django's own pool does: receivers keep
+                    # per-connection state current (contrib.postgres's type OIDs).
+                    connection_created.send(sender=self.__class__, connection=self)
         except BaseException:
             # A connection whose setup failed is closed, never lent again.
             self._dataflow_release(discard_reason="setup_failed")
@@ -176,6 +181,20 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
                 self.connection = None
                 raise
         self.run_on_commit = []
+
+    def _dataflow_unpark(self) -> Any:
+        # Taking a parked connection back is a checkout too: connection_created reaches
+        # it as it reaches a checkout through connect() (docs/design.md).
+        connection = super()._dataflow_unpark()
+        if connection is not None and connection_created.receivers:
+            try:
+                connection_created.send(sender=self.__class__, connection=self)
+            except BaseException:
+                self._dataflow_release(discard_reason="setup_failed")
+                self.connection = None
+                raise
+            connection = self.connection
+        return connection
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         # Only ever called directly: our connect() checks out without it.
