@@ -11,12 +11,6 @@ After a full run, run.py lists entries that no run needed, so stale ones can go.
 from __future__ import annotations
 
 DEVIATIONS: dict[str, str] = {
-    "backends.tests.ConnectionCreatedSignalTest.test_signal": (
-        "expects connection_created after connection.close() and a new cursor; with a pool "
-        "close() checks the physical connection in and the next cursor reuses it, and by "
-        "design (ARCHITECTURE.md, 'The flow of one request': setup runs once per physical "
-        "connection) connection_created fires only when a physical connection is opened"
-    ),
     "backends.postgresql.tests.Tests.test_connect_pool": (
         "a test of Django's own PostgreSQL pool (OPTIONS['pool'], psycopg_pool). With our "
         "ENGINE that option is refused (system check dataflow.E008, ImproperlyConfigured "
