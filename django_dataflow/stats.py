@@ -56,7 +56,17 @@ MAXIMA = frozenset((*MAX_KEYS, "recent_wait_time_max"))
 # Monotonic counts since each pool was created: those the pool counts on its hot path
 # (checkouts, checkins, thread reuses) and its PoolStats counters. Unknown counters
 # pass through and add up too.
-COUNTER_KEYS = ("checkouts", "checkins", *PoolStats.COUNTERS, "thread_reuses")
+# The histograms of wait, use and connect time are counters that add up the same way
+# (and survive exited processes): ``wait_time_le_0.005`` counts the waits of at most
+# 5 ms (cumulative, as Prometheus's ``le`` buckets), ``*_count`` and ``*_total`` are
+# each histogram's count and sum in seconds.
+COUNTER_KEYS = (
+    "checkouts",
+    "checkins",
+    *PoolStats.COUNTERS,
+    "thread_reuses",
+    *PoolStats.HISTOGRAM_COUNTERS,
+)
 
 
 class Capacity(int):

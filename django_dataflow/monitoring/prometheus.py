@@ -5,9 +5,10 @@ the snapshots of *all* the application's processes (see ``aggregate.collect``), 
 whichever gunicorn worker answers the scrape reports every worker's pools: no
 ``PROMETHEUS_MULTIPROC_DIR`` needed for these metrics, and no worker is missed.
 
-Every metric has an ``alias`` label. Gauges add up the live processes. Counters add the
+Every metric has ``alias`` and ``vendor`` labels. Gauges add up the live processes. Counters add the
 counters of processes that exited (kept in the snapshot directory), so they never go
-down when a worker is recycled; Prometheus's ``rate()`` sees no false reset.
+down when a worker is recycled; Prometheus's ``rate()`` sees no false reset. The wait,
+use and connect times are histograms, made of such counters (``stats.COUNTER_KEYS``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from typing import Any
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
     from prometheus_client.registry import REGISTRY, Collector
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -27,6 +32,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 from django_dataflow.monitoring.aggregate import Report, collect, total_counters
+from django_dataflow.pool.stats import USE_BUCKETS, WAIT_BUCKETS, bucket_key
 
 NAMESPACE = "django_dataflow"
 
@@ -58,47 +64,97 @@ COUNTERS = (
     ("overflow_closed", "overflow_closed", "Overflow connections closed after idling."),
     ("thread_reuses", "thread_reuses", "Checkouts served by the thread's own parked connection."),
 )
+# (metric name, statistics prefix, bounds, count key, sum key, help).
+HISTOGRAMS = (
+    (
+        "wait_time_seconds",
+        "wait_time",
+        WAIT_BUCKETS,
+        "wait_time_count",
+        "wait_seconds",
+        "Checkout waits (those that queued), seconds.",
+    ),
+    (
+        "use_time_seconds",
+        "use_time",
+        USE_BUCKETS,
+        "uses",
+        "use_time_total",
+        "How long borrowers held a connection, checkout to checkin or park, seconds.",
+    ),
+    (
+        "connect_time_seconds",
+        "connect_time",
+        WAIT_BUCKETS,
+        "connect_time_count",
+        "connect_time_total",
+        "Time to open a connection for a borrower, seconds.",
+    ),
+)
+LABELS = ("alias", "vendor")
+
+
+def histogram_buckets(
+    counters: dict[str, Any], prefix: str, bounds: tuple[float, ...], count_key: str
+) -> list[tuple[str, float]]:
+    """Cumulative ``(le, count)`` pairs of one histogram, ``+Inf`` last."""
+    buckets = [
+        (f"{bound:g}", float(counters.get(bucket_key(prefix, bound), 0))) for bound in bounds
+    ]
+    return [*buckets, ("+Inf", float(counters.get(count_key, 0)))]
 
 
 def metric_families(report: Report) -> Iterator[Any]:
     """The metric families of one report (shared by the collector and ``exposition``)."""
     aliases = list(report.aliases.values())
+    labels = {alias.alias: [alias.alias, alias.vendor] for alias in aliases}
 
-    def gauge(name: str, documentation: str, labels: tuple[str, ...] = ("alias",)):
-        return GaugeMetricFamily(f"{NAMESPACE}_{name}", documentation, labels=list(labels))
+    def gauge(name: str, documentation: str, extra: tuple[str, ...] = ()):
+        return GaugeMetricFamily(f"{NAMESPACE}_{name}", documentation, labels=[*LABELS, *extra])
 
     processes = gauge("processes", "Live processes that have a pool for this alias.")
     for alias in aliases:
-        processes.add_metric([alias.alias], len(alias.processes))
+        processes.add_metric(labels[alias.alias], len(alias.processes))
     yield processes
     for name, key, documentation in GAUGES:
         family = gauge(name, documentation)
         for alias in aliases:
-            family.add_metric([alias.alias], float(alias.stats.get(key, 0)))
+            family.add_metric(labels[alias.alias], float(alias.stats.get(key, 0)))
         yield family
-    connections = gauge("connections", "Open connections by state.", ("alias", "state"))
+    connections = gauge("connections", "Open connections by state.", ("state",))
     for alias in aliases:
         for state, key in STATES:
-            connections.add_metric([alias.alias, state], float(alias.stats.get(key, 0)))
+            connections.add_metric([*labels[alias.alias], state], float(alias.stats.get(key, 0)))
     yield connections
 
     totals = {alias.alias: total_counters(alias) for alias in aliases}
     for name, key, documentation in COUNTERS:
         family = CounterMetricFamily(
-            f"{NAMESPACE}_{name}", documentation + " Includes exited processes.", labels=["alias"]
+            f"{NAMESPACE}_{name}", documentation + " Includes exited processes.", labels=LABELS
         )
         for alias_name, counters in totals.items():
-            family.add_metric([alias_name], float(counters.get(key, 0)))
+            family.add_metric(labels[alias_name], float(counters.get(key, 0)))
         yield family
     invalidated = CounterMetricFamily(
         f"{NAMESPACE}_connections_invalidated",
         "Connections thrown away, by reason. Includes exited processes.",
-        labels=["alias", "reason"],
+        labels=[*LABELS, "reason"],
     )
     for alias_name, counters in totals.items():
         for reason, count in sorted((counters.get("invalidated_by_reason") or {}).items()):
-            invalidated.add_metric([alias_name, reason], float(count))
+            invalidated.add_metric([*labels[alias_name], reason], float(count))
     yield invalidated
+    for name, prefix, bounds, count_key, sum_key, documentation in HISTOGRAMS:
+        histogram = HistogramMetricFamily(
+            f"{NAMESPACE}_{name}", documentation + " Includes exited processes.", labels=LABELS
+        )
+        for alias_name, counters in totals.items():
+            histogram.add_metric(
+                labels[alias_name],
+                histogram_buckets(counters, prefix, bounds, count_key),
+                float(counters.get(sum_key, 0.0)),
+            )
+        yield histogram
 
 
 class PoolStatsCollector(Collector):

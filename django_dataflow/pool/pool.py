@@ -32,14 +32,14 @@ from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
 from django_dataflow.pool.housekeeping import HousekeepingMixin
 from django_dataflow.pool.introspection import IntrospectionMixin
 from django_dataflow.pool.opening import OpeningMixin
-from django_dataflow.pool.parking import ParkingMixin
 from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.usage import UsageMixin
 from django_dataflow.pool.waiting import MAY_CONNECT, POOL_CLOSED, ConnectFailed, Token, Waiter
 
 logger = logging.getLogger("django_dataflow.pool")
 
 
-class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, IntrospectionMixin):
+class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionMixin):
     """A pool of physical connections made by ``connector``.
 
     ``pool_size`` connections are kept open once made; up to ``max_overflow`` more are
@@ -210,6 +210,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
                 return
             self._end_lease(record)
             self._checkins += 1
+            self._record_use(record, now)
             if reason is None and self._closed:
                 # close() ran while this connection was being reset: it must not be
                 # left idle in a closed pool, open for ever.
@@ -348,7 +349,7 @@ class ConnectionPool(ParkingMixin, OpeningMixin, HousekeepingMixin, Introspectio
         while other connections are open, wait for one of them instead (until
         ``timeout`` from ``started``); with nothing open, raise the connect's error."""
         try:
-            connection = self.connector.connect()
+            connection = self._timed_connect()
         except BaseException as error:
             waiter = None
             with self._lock:

@@ -56,7 +56,7 @@ def test_the_metrics_token_opens_the_prometheus_view(settings, stats_dir):
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
-    assert b'django_dataflow_pool_size{alias="default"} 4.0' in response.content
+    assert b'django_dataflow_pool_size{alias="default",vendor="postgresql"} 4.0' in response.content
 
 
 def test_prometheus_text_is_served_when_asked_for(stats_dir):

@@ -1,0 +1,68 @@
+"""Use time and connect time: what the pool's histograms measure besides waits.
+
+A borrower's *use* of a connection runs from its checkout (or the take-back of its own
+parked connection) to its checkin or its park. A parked stretch is not use: a parked
+connection is idle for everybody but its holder, any borrower takes it when no idle
+one is left, and the gauges count it as idle; counted as use, a thread's parked
+connection would look held for the thread's whole life, and the histogram would say
+nothing about requests. So a park ends a use, and a park later turned into a checkin
+(the holder's wrapper closes, or it expired while parked) does not count it again.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from typing import Any
+
+from django_dataflow.pool.introspection import IntrospectionMixin
+from django_dataflow.pool.parking import ParkingMixin
+from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.stats import USE_BUCKETS
+
+# Key in ConnectionRecord.info: the checkout whose use a park already recorded.
+USE_ENDED = "dataflow.use_recorded_for"
+
+
+class UsageMixin(ParkingMixin, IntrospectionMixin):
+    """Parking that records the use it ends, the timed connect of checkout, and the
+    histograms in ``get_stats()``."""
+
+    def get_stats(self) -> dict[str, Any]:
+        stats = super().get_stats()
+        with self._lock:
+            stats.update(self.stats.histograms())
+        return stats
+
+    def park(self, record: ConnectionRecord, lease: int) -> bool:
+        # On the request path of thread affinity: the histogram update is inlined
+        # (PoolStats.record_use says why it may run outside the lock).
+        checked_out_at = record.last_checkout_at
+        if not ParkingMixin.park(self, record, lease):
+            return False
+        if checked_out_at is not None:
+            seconds = record.idle_since - checked_out_at
+            use_time = self.stats.use_time
+            use_time.counts[bisect_left(USE_BUCKETS, seconds)] += 1
+            use_time.total += seconds
+            record.info[USE_ENDED] = checked_out_at
+        return True
+
+    def _record_use(self, record: ConnectionRecord, now: float) -> None:
+        """At checkin, under the lock: the use since the checkout, unless a park of
+        this same checkout recorded it."""
+        checked_out_at = record.last_checkout_at
+        if checked_out_at is not None and record.info.get(USE_ENDED) is not checked_out_at:
+            seconds = now - checked_out_at
+            use_time = self.stats.use_time
+            use_time.counts[bisect_left(USE_BUCKETS, seconds)] += 1
+            use_time.total += seconds
+
+    def _timed_connect(self) -> Any:
+        """``connector.connect()``, its duration in the connect-time histogram."""
+        started = time.monotonic()
+        connection = self.connector.connect()
+        elapsed = time.monotonic() - started
+        with self._lock:
+            self.stats.connect_time.observe(elapsed)
+        return connection
