@@ -221,6 +221,7 @@ class Progress:
         self.began = time.perf_counter()
 
     def _write(self, text: str) -> None:
+        assert self.stream is not None  # the callers return early without a stream
         if isinstance(self.stream, OutputWrapper):
             self.stream.write(text, ending="")  # it would add a newline
         else:

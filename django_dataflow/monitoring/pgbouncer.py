@@ -103,10 +103,13 @@ def console_view(alias: str) -> PgBouncerView:
         with psycopg.connect(**params, autocommit=True) as connection:
             cursor = connection.cursor()
             cursor.execute("SHOW VERSION")
-            version = str(cursor.fetchone()[0])
+            row = cursor.fetchone()
+            assert row is not None  # SHOW VERSION answers one row
+            version = str(row[0])
             cursor.execute("SHOW CONFIG")
             config = {row[0]: str(row[1]) for row in cursor.fetchall() if row[0] in CONFIG_KEYS}
             cursor.execute("SHOW POOLS")
+            assert cursor.description is not None  # SHOW POOLS answers rows
             names = [column.name for column in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     except psycopg.Error as error:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.db import Error
 
@@ -219,7 +219,9 @@ def _grouped(sessions: list[ServerSession], report: Report) -> list[SessionGroup
                 application = owner[2] or f"{prefix or 'django-dataflow'}:{owner[0]}:{owner[1]}"
             group = _group(groups, application, owner[0], owner[1], client)
         elif (identified := _ours(prefix, session.application or "")) is not None:
-            group = _group(groups, session.application, identified[0], identified[1], client)
+            # Identified: the application is a name, not None.
+            application = cast(str, session.application)
+            group = _group(groups, application, identified[0], identified[1], client)
         elif session.client_pid is not None:
             application = session.program or session.label
             group = _group(groups, application, None, session.client_pid, client)

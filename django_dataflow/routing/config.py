@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from django.apps import apps
 from django.conf import settings
@@ -133,7 +133,7 @@ class RoutingConfig:
 # -- parsing -------------------------------------------------------------------------------
 
 
-def _is_seconds(value: Any) -> bool:
+def _is_seconds(value: Any) -> TypeGuard[float]:
     # Finite: an infinite weight or pin would crash every routed read or written request.
     return (
         isinstance(value, (int, float))
@@ -254,6 +254,7 @@ def _check_aliases(sets: list[DatabaseSet], databases: dict, problems: list[Prob
         if dbset.primary not in databases:
             unknown(dbset.primary, "a primary")
         roles[dbset.primary] = (PRIMARY, dbset)
+    alias: str | None  # a replica's, then an analytics alias (None: the set has none)
     for dbset in sets:
         for alias in dbset.replicas:
             if alias not in databases:

@@ -185,6 +185,7 @@ class ReplicaHealth:
                     self._discard(alias, wrapper)
                     self.mark_down(alias, dbset.cooldown, error)
                     return False
+                assert dbset.max_lag is not None  # only sets with a max_lag are measured
                 lagging = lag is None or lag > dbset.max_lag
                 if lagging != state.lagging:
                     log = logger.warning if lagging else logger.info

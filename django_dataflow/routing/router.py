@@ -109,6 +109,7 @@ class DataFlowRouter:
         role = config.role_of(db) if config is not None else None
         if role is None:
             return None
+        assert config is not None  # a role comes from a config
         kind, _dbset = role
         if kind not in (PRIMARY, ANALYTICS):
             return False  # a replica

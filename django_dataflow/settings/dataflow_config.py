@@ -81,6 +81,7 @@ class DataFlowConfig:
             except InvalidValue as complaint:
                 raise ConfigurationError(f"DataFlowConfig: {name} {complaint}.") from None
         source, url = self._locate_database()
+        from_url: dict[str, Any]
         if url is None:
             vendor, entry, from_url = "sqlite", {"NAME": str(default_sqlite_path())}, {}
         else:
@@ -103,6 +104,12 @@ class DataFlowConfig:
         for name, option in ALL_OPTIONS.items():
             effective = given.get(name, option.defaults.get(vendor))
             object.__setattr__(self, name, effective if option.applies_to(vendor) else None)
+        # Set past __setattr__, which would validate them as fields.
+        self._vendor: str
+        self._source: str
+        self._url_entry: dict[str, Any]
+        self._keywords: frozenset[str]
+        self._given: frozenset[str]
         object.__setattr__(self, "_vendor", vendor)
         object.__setattr__(self, "_source", source)
         object.__setattr__(self, "_url_entry", entry)
@@ -213,6 +220,9 @@ class DataFlowConfig:
 
     def _driver_options(self, entry: dict[str, Any]) -> dict[str, Any]:
         """The OPTIONS this config adds for its vendor (what the URL gave comes first)."""
+        # After __post_init__ every field holds its effective value, none UNSET.
+        assert not isinstance(self.isolation_level, _Unset)
+        assert not isinstance(self.statement_cache_size, _Unset)
         return entry_rules(self._vendor).driver_options(
             entry["NAME"],
             entry.get("OPTIONS") or {},

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from django_dataflow import conf
 from django_dataflow.monitoring import health, pgbouncer, render
@@ -182,7 +182,11 @@ class Command(BaseCommand):
     def _verdict(self, report: Report, problems: list[health.Problem], fmt: str | None) -> None:
         # JSON carries the verdict in its document ("health"). The Prometheus text must
         # stay parseable (`--format prometheus > pools.prom`): its verdict goes to stderr.
-        verdict_out = {"json": None, "prometheus": self.stderr}.get(fmt, self.stdout)
+        verdict_outs: dict[str | None, OutputWrapper | None] = {
+            "json": None,
+            "prometheus": self.stderr,
+        }
+        verdict_out = verdict_outs.get(fmt, self.stdout)
         if not report.aliases:
             if fmt is None:  # the table (which says why) was not printed
                 self.stdout.write(render.no_pools_message(report))
@@ -203,7 +207,8 @@ class Command(BaseCommand):
         self, report: Report, database: str | None
     ) -> list[ServerView | PgBouncerView]:
         aliases = [database] if database else self._pooled_server_aliases()
-        views, seen = [], set()
+        views: list[ServerView | PgBouncerView] = []
+        seen: set[tuple[Any, Any, Any]] = set()
         for alias in aliases:
             entry = settings.DATABASES[alias]
             if pooled_vendor(entry.get("ENGINE", "")) == "sqlite":
