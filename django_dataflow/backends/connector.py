@@ -25,6 +25,10 @@ SET_APPLICATION_NAME = re.compile(
     r"^\s*SET\s+application_name\s*(?:=|TO)\s*'(?P<name>[^']*)'\s*;?\s*$", re.IGNORECASE
 )
 
+# The mark a full reset (POOL["pool_reset_on_return"]) leaves on a DB-API connection:
+# the session is as new, so Django's per-connection setup is due again (setup_due).
+SETUP_DUE = "_dataflow_setup_due"
+
 
 def socket_has_news(raw: Any) -> bool:
     """True when an idle DB-API connection's socket is readable (or gone): the server
@@ -64,6 +68,8 @@ class DjangoConnector:
         # The entry's effective POOL options (for vendor settings such as the
         # PostgreSQL statement cache).
         self.options = options or {}
+        # Reset the whole session on every return (the vendors that can).
+        self.reset_on_return = bool(self.options.get("pool_reset_on_return"))
 
     def connect(self) -> Any:
         # The parameters are built afresh for every physical connection: a backend
@@ -73,7 +79,12 @@ class DjangoConnector:
         params = template.get_connection_params()
         if self._identify is not None:
             params = self._identify(template.alias, params)
-        return template.dataflow_open_physical(params)
+        connection = template.dataflow_open_physical(params)
+        self.opened(connection, params)
+        return connection
+
+    def opened(self, connection: Any, params: dict[str, Any]) -> None:
+        """Keep, on a new connection, what a full reset must put back (the vendors)."""
 
     def ping(self, connection: Any) -> bool:
         raise NotImplementedError
@@ -95,6 +106,16 @@ class DjangoConnector:
     def is_clean(self, connection: Any) -> bool:
         """Idle, no transaction open, told without a round trip? False: cannot tell, so
         the connection is checked in (and reset) rather than parked."""
+        return False
+
+    @staticmethod
+    def setup_due(connection: Any) -> bool:
+        """Was the session reset fully on its last return (``pool_reset_on_return``)?
+        Then its next checkout runs Django's per-connection setup and the
+        ``pool_connect`` hooks again, as for a new connection. Reading clears the mark."""
+        if getattr(connection, SETUP_DUE, False):
+            setattr(connection, SETUP_DUE, False)
+            return True
         return False
 
     @staticmethod

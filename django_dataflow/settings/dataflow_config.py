@@ -70,6 +70,7 @@ class DataFlowConfig:
     pool_leak_action: str | _Unset = UNSET
     pool_leak_check_interval: float | _Unset = UNSET
     behind_transaction_pooler: bool | _Unset | None = UNSET
+    pool_reset_on_return: bool | _Unset | None = UNSET
 
     def __post_init__(self) -> None:
         keywords = {

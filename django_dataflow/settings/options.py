@@ -171,6 +171,15 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             "no prepared statements, no server-side cursors.",
             used_by="the system checks (dataflow.E006, W002)",
         ),
+        PoolOption(
+            "pool_reset_on_return",
+            "bool",
+            {"postgresql": False, "mysql": False},
+            help="Reset the whole session on every return (PostgreSQL DISCARD ALL, "
+            "MariaDB's COM_RESET_CONNECTION): SET variables, temporary tables and session "
+            "locks end with the request. Such a connection is never parked.",
+            used_by="the PostgreSQL and MySQL connectors (reset on checkin)",
+        ),
     )
 }
 

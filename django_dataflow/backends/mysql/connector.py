@@ -13,6 +13,11 @@ libmysqlclient), the reader is off and every return rolls back. The library is l
 with ``ctypes.PyDLL``, which keeps the interpreter lock for the call: the read takes
 half a microsecond, and giving the lock up and taking it back among fifty busy threads
 costs far more than that.
+
+With ``pool_reset_on_return``, every return resets the session with the same library's
+``mysql_reset_connection`` (``COM_RESET_CONNECTION``), called through ``ctypes.CDLL``,
+which gives the interpreter lock up for that round trip. Without the library a full
+reset is impossible through mysqlclient, and the connection is closed instead of kept.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 import MySQLdb
 
-from django_dataflow.backends.connector import DjangoConnector
+from django_dataflow.backends.connector import SETUP_DUE, DjangoConnector
 
 logger = logging.getLogger("django_dataflow.pool")
 
@@ -106,7 +111,38 @@ def _server_status_reader(
 read_server_status = _server_status_reader()
 
 
+def _session_resetter(library_path: str | None = None) -> Callable[[Any], bool] | None:
+    """A function resetting a connection's session as new (``mysql_reset_connection``
+    of the library mysqlclient uses) and telling whether it did, or None without it."""
+    path = library_path or mapped_client_library()
+    if path is None:
+        return None
+    try:
+        # The same library as the status reader's (dlopen hands out the loaded copy),
+        # through CDLL: this call is a round trip, the interpreter lock is given up.
+        reset_connection = ctypes.CDLL(path).mysql_reset_connection
+    except (OSError, AttributeError):
+        return None
+    reset_connection.restype = ctypes.c_int
+    reset_connection.argtypes = [ctypes.c_void_p]
+
+    def reset(connection: Any) -> bool:
+        # read_server_status() looked the MYSQL handle up just before.
+        native = getattr(connection, "_dataflow_native_handle", None)
+        return native is not None and reset_connection(native) == 0
+
+    return reset
+
+
+reset_session = _session_resetter()
+
+
 class MySQLConnector(DjangoConnector):
+    def opened(self, connection: Any, params: dict[str, Any]) -> None:
+        # A session reset forgets what OPTIONS["init_command"] set (sql_mode...): kept
+        # to run it again. (The character set of the handshake survives a reset.)
+        connection._dataflow_init_command = params.get("init_command")
+
     @staticmethod
     def driver_autocommit(connection: Any) -> bool:
         return connection.get_autocommit()
@@ -128,16 +164,44 @@ class MySQLConnector(DjangoConnector):
     def reset(self, connection: Any) -> bool:
         status = read_server_status(connection) if read_server_status else None
         if status is None:
+            if self.reset_on_return:
+                return False  # no mysql_reset_connection either: closed instead
             connection.rollback()  # cannot tell: always clean up
             return True
         if status & SERVER_MORE_RESULTS_EXISTS:
             return False  # returned mid-query
+        if self.reset_on_return:
+            return self._reset_session(connection)
         if status & SERVER_STATUS_IN_TRANS:
             connection.rollback()
         return True
 
+    def _reset_session(self, connection: Any) -> bool:
+        """The session as new (a transaction open is rolled back, user variables,
+        temporary tables, session variables and locks go), then OPTIONS["init_command"]
+        again and the autocommit mode Django uses; True if that worked."""
+        if reset_session is None or not reset_session(connection):
+            # Without mysql_reset_connection (another client library): close it.
+            return False
+        init_command = getattr(connection, "_dataflow_init_command", None)
+        if init_command:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(init_command)
+            finally:
+                cursor.close()
+        # The session's autocommit is now the server's global default, and the client's
+        # copy of the status flags the one before the reset: mysqlclient's autocommit()
+        # would trust that copy, the driver's call sends SET autocommit.
+        MySQLdb._mysql.connection.autocommit(connection, self.template.settings_dict["AUTOCOMMIT"])
+        # The rest of Django's setup (isolation level...), and the pool_connect hooks,
+        # at the next checkout.
+        setattr(connection, SETUP_DUE, True)
+        return True
+
     def is_clean(self, connection: Any) -> bool:
-        if read_server_status is None:
+        if read_server_status is None or self.reset_on_return:
+            # Cannot tell; or every borrower gets a session reset (never parked).
             return False
         status = read_server_status(connection)
         # Autocommit on too: a raw "SET autocommit = 0" (no transaction open yet) would
