@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db.backends.signals import connection_created
+
+from django_dataflow import hooks as hooks_module
+from django_dataflow import signals as dataflow_signals
 
 START_HINTS = {
     "postgresql": "pg_ctlcluster --skip-systemctl-redirect <version> main start",
@@ -111,3 +115,18 @@ def _fresh_pools():
     yield
     connections.close_all()
     registry.close_pools()
+
+
+@pytest.fixture
+def restore_hooks():
+    """Receivers of the lifecycle signals and ``connection_created``, and error
+    handlers, registered during a test are removed after it."""
+    signals = [getattr(dataflow_signals, name) for name in dataflow_signals.__all__]
+    signals.append(connection_created)
+    before = {signal: list(signal.receivers) for signal in signals}
+    handlers = list(hooks_module._error_handlers)
+    yield
+    for signal, receivers in before.items():
+        signal.receivers[:] = receivers
+        signal.sender_receivers_cache.clear()
+    hooks_module._error_handlers[:] = handlers

@@ -153,7 +153,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
         self.connection = self._dataflow_checkout(pool)
         record = self._dataflow_lease.record
         try:
-            if not record.setup_done:
+            if not record.setup_done or self.connector_class.setup_due(self.connection):
                 self.set_autocommit(self.settings_dict["AUTOCOMMIT"])
                 self.init_connection_state()
                 connection_created.send(sender=self.__class__, connection=self)

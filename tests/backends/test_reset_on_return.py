@@ -169,11 +169,6 @@ def test_prepared_statements_survive_the_reset_of_their_cache(vendor):
         second.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs backends/base.py connect() to honour connector_class.setup_due() "
-    "(one line, see docs/design.md)",
-)
 def test_djangos_setup_and_the_connect_hooks_run_again_after_a_reset(server_vendor):
     from django_dataflow.signals import pool_connect
 
@@ -212,11 +207,6 @@ def test_the_reset_is_refused_behind_a_transaction_pooler():
         PostgreSQLConnector(template=None, options=options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs backends/base.py connect() to honour connector_class.setup_due(): "
-    "until then the session's isolation level is the server's default after a reset",
-)
 def test_djangos_isolation_level_is_set_again_after_a_reset(vendor):
     if vendor != "mysql":
         pytest.skip("MySQL/MariaDB: Django sets the isolation level on the session")

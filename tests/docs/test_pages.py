@@ -58,7 +58,7 @@ def pool_problems(databases: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_python_blocks_run_and_their_databases_are_valid(page: str) -> None:
+def test_python_blocks_run_and_their_databases_are_valid(page: str, restore_hooks) -> None:
     namespace: dict[str, Any] = {
         # What a fragment such as DATABASES["default"]["POOL"].update(...) extends.
         "DATABASES": {

@@ -35,7 +35,7 @@ def _messages() -> set[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_SETTINGS)
-def test_pasted_settings_pass_the_checks(page: str, settings) -> None:
+def test_pasted_settings_pass_the_checks(page: str, settings, restore_hooks) -> None:
     baseline = _messages()
     text = (REPO / page).read_text()
     namespace: dict[str, Any] = {
