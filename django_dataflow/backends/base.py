@@ -46,6 +46,7 @@ from django_dataflow.backends.pools import PoolChoiceMixin, install_process_hook
 from django_dataflow.backends.server import ServerQueries
 from django_dataflow.errors import PoolClosed, PoolTimeout
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
+from django_dataflow.pool.reporting import log_extra
 from django_dataflow.settings.options import pool_arguments
 from django_dataflow.settings.validation import resolve_pool_options, without_pool_options
 from django_dataflow.signals import pool_checkin, pool_checkout, pool_connect
@@ -224,7 +225,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
                     break
                 except PoolTimeoutError as error:
                     # The engine's cause (the last connect error) stays the cause.
-                    timeout = PoolTimeout(str(error))
+                    timeout = PoolTimeout(str(error), **error.snapshot())
                     if not hooks.has_error_handlers():
                         raise timeout from error.__cause__
                     delay = hooks.retry_delay_after_timeout(
@@ -233,7 +234,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
                     if delay is None:
                         raise timeout from error.__cause__
                     retries += 1
-                    logger.info("Retrying a checkout of %r in %.2fs.", self.alias, delay)
+                    message = "Retrying a checkout of %r in %.2fs."
+                    logger.info(message, self.alias, delay, extra=error.log_extra())
                     time.sleep(delay)
                 except PoolClosedError as error:
                     raise PoolClosed(str(error)) from None
@@ -271,6 +273,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
             name=self.alias,
             events=events.SignalEvents(self.__class__, self.alias),
             target=str(self.settings_dict["NAME"]),
+            vendor=self.vendor,
             **pool_arguments(options),
         )
 
@@ -366,6 +369,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
             logger.warning(
                 "Could not turn foreign-key checks back on for a connection of %r; discarding it.",
                 self.alias,
+                extra=log_extra(self._dataflow_lease.pool),  # (called with a lease)
             )
             return "constraint_checks_off"
         return None
@@ -416,7 +420,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
         if lease.record is None:
             return
         if lease.pool.connector.is_disconnect(error, lease.record.connection):
-            logger.info("A connection of %r was lost (%s); discarding it.", self.alias, error)
+            message = "A connection of %r was lost (%s); discarding it."
+            logger.info(message, self.alias, error, extra=log_extra(lease.pool))
             lease.record.invalidate("disconnect")
             lease.pool.invalidate_older_connections()
 

@@ -20,6 +20,7 @@ from django.db.utils import DatabaseError
 from django_dataflow import signals
 from django_dataflow.errors import HookError
 from django_dataflow.hooks import HookConnection
+from django_dataflow.pool.reporting import log_extra
 
 logger = logging.getLogger("django_dataflow.pool")
 
@@ -84,7 +85,9 @@ class SignalEvents:
     def leaked(self, pool: Any, record: Any) -> None:
         cause = leak_cause(record.holder)
         if cause:
-            logger.warning("The possible connection leak on %r: %s", self.alias, cause)
+            logger.warning(
+                "The possible connection leak on %r: %s", self.alias, cause, extra=log_extra(pool)
+            )
         self._send(
             signals.pool_leak,
             record,

@@ -73,6 +73,7 @@ class PoolState:
         target: str = "",
         thread_affinity: bool = True,
         max_opening: int = 2,
+        vendor: str = "",
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -84,6 +85,8 @@ class PoolState:
         # What the connections lead to (a database name), for messages and for closing
         # every pool on a database before it is dropped.
         self.target = target
+        # The kind of database, named by whoever makes the pool: for log records only.
+        self.vendor = vendor
         self.connector = connector
         self.pool_size = pool_size
         self.max_overflow = max_overflow

@@ -15,6 +15,7 @@ from typing import Any
 
 from django_dataflow.pool.base import PoolState
 from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.reporting import log_extra
 from django_dataflow.pool.waiting import POOL_CLOSED
 
 logger = logging.getLogger("django_dataflow.pool")
@@ -50,6 +51,7 @@ class HousekeepingMixin(PoolState):
                 "the connection was reclaimed. Close connections when a thread is done "
                 "(django.db.connection.close()).",
                 self.name,
+                extra=log_extra(self),
             )
             with self._lock:
                 self.stats.counters["reclaimed_from_dead_threads"] += 1

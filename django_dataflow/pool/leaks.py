@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.reporting import log_extra
 
 if TYPE_CHECKING:
     from django_dataflow.pool.base import PoolState
@@ -67,6 +68,7 @@ class LeakDetector:
             holder,
             "; it will be closed when it comes back" if recycle else "",
             record.checkout_stack or "(stack not captured)",
+            extra=log_extra(pool),
         )
         if recycle:
             record.invalidate("leak")
@@ -82,5 +84,6 @@ class LeakDetector:
             "A connection of %r reported as leaked came back after %.1fs.",
             pool.name,
             now - (record.last_checkout_at or now),
+            extra=log_extra(pool),
         )
         record.leak_reported = False

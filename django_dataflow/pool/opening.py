@@ -50,6 +50,7 @@ import time
 
 from django_dataflow.pool.base import PoolState
 from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.reporting import log_extra
 from django_dataflow.pool.waiting import ConnectFailed
 
 logger = logging.getLogger("django_dataflow.pool")
@@ -123,6 +124,7 @@ class OpeningMixin(PoolState):
                     "Could not start a thread to open connections for %r.",
                     self.name,
                     exc_info=True,
+                    extra=log_extra(self),
                 )
                 return left
         return 0

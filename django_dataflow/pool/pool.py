@@ -28,11 +28,12 @@ import threading
 import time
 from typing import Literal
 
-from django_dataflow.pool.errors import PoolClosedError, PoolTimeoutError
+from django_dataflow.pool.errors import PoolClosedError
 from django_dataflow.pool.housekeeping import HousekeepingMixin
 from django_dataflow.pool.introspection import IntrospectionMixin
 from django_dataflow.pool.opening import OpeningMixin
 from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.reporting import note_wait, timeout_error
 from django_dataflow.pool.usage import UsageMixin
 from django_dataflow.pool.waiting import MAY_CONNECT, POOL_CLOSED, ConnectFailed, Token, Waiter
 
@@ -244,6 +245,7 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
                 now = time.monotonic()
                 waited = now - started
                 self.stats.record_wait(waited)
+                note_wait(waited)
                 if grant is None:
                     # Nothing was handed over: leave the queue. (Anything handed over
                     # before we took the lock is in ``grant`` and gets used.)
@@ -255,8 +257,7 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
                         self._lend(grant, waiter.thread, now)
                     else:
                         self.stats.counters["timeouts"] += 1
-                        cause = self._connect_error
-                        message = self._timeout_message(waited, cause)
+                        error = timeout_error(self, waited, self._connect_error)
         except BaseException:
             # Interrupted (KeyboardInterrupt, an async exception): leave the queue, and
             # give back whatever was handed over meanwhile, or the next connection
@@ -264,13 +265,13 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
             self._abandon_wait(waiter)
             raise
         if grant is None:
-            logger.warning("%s", message)
+            logger.warning("%s", error, extra=error.log_extra())
             if self.events is not None:
                 try:
-                    self.events.timed_out(self, waited, message)
+                    self.events.timed_out(self, waited, str(error))
                 except Exception:  # the borrower must still get its PoolTimeout
                     logger.exception("A pool_timeout receiver of %r failed.", self.name)
-            raise PoolTimeoutError(message, last_connect_error=cause) from cause
+            raise error from error.last_connect_error
         if grant is POOL_CLOSED:
             raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
         if isinstance(grant, ConnectFailed):
@@ -286,18 +287,6 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
                 self._waiters.remove(waiter)
         if isinstance(grant, ConnectionRecord) and grant.holder is waiter.thread:
             self.checkin(grant, grant.lease, in_hand=True)
-
-    def _timeout_message(self, waited: float, cause: BaseException | None) -> str:
-        # Under the lock.
-        failed = f" The last connect failed: {type(cause).__name__}: {cause}." if cause else ""
-        return (
-            f"Timed out after {waited:.2f}s waiting for a connection from the pool of "
-            f"database {self.name!r}: {len(self._out) - len(self._parked)} of "
-            f"{self.max_connections} connections checked out (pool_size={self.pool_size} "
-            f"+ pool_max_overflow="
-            f"{self.max_overflow}), {len(self._waiters)} other requests waiting. Raise "
-            f"pool_size / pool_max_overflow, or return connections sooner.{failed}"
-        )
 
     def _make_ready(
         self, record: ConnectionRecord, thread: threading.Thread, now: float, timeout: float
