@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
@@ -141,8 +141,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
         # Django's BaseDatabaseWrapper.connect(), with the per-physical-connection setup
         # run only when the pooled connection is new.
         self.in_atomic_block = False
-        self.savepoint_ids = []
-        self.atomic_blocks = []
+        self.savepoint_ids: list[str] = []
+        self.atomic_blocks: list[Any] = []
         self.needs_rollback = False
         self.health_check_enabled = self.settings_dict["CONN_HEALTH_CHECKS"]
         max_age = self.settings_dict["CONN_MAX_AGE"]
@@ -181,7 +181,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
                 self._dataflow_release()
                 self.connection = None
                 raise
-        self.run_on_commit = []
+        self.run_on_commit: list[Any] = []
 
     def _dataflow_unpark(self) -> Any:
         # Taking a parked connection back is a checkout too: connection_created reaches
@@ -266,6 +266,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
     def _dataflow_new_pool(self) -> ConnectionPool:
         install_process_hooks()
         options = self.dataflow_options
+        assert options is not None  # resolved by _dataflow_pool_for, the caller
         return ConnectionPool(
             self.connector_class(
                 self._dataflow_template(), self.dataflow_server.identify_connection, options
@@ -369,7 +370,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
             logger.warning(
                 "Could not turn foreign-key checks back on for a connection of %r; discarding it.",
                 self.alias,
-                extra=log_extra(self._dataflow_lease.pool),  # (called with a lease)
+                extra=log_extra(pool) if (pool := self._dataflow_lease.pool) is not None else None,
             )
             return "constraint_checks_off"
         return None
@@ -417,13 +418,15 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
 
     def _dataflow_note_error(self, error: BaseException) -> None:
         lease = self._dataflow_lease
-        if lease.record is None:
+        pool, record = lease.pool, lease.record
+        if record is None or pool is None:
             return
-        if lease.pool.connector.is_disconnect(error, lease.record.connection):
+        connector = cast(DjangoConnector, pool.connector)
+        if connector.is_disconnect(error, record.connection):
             message = "A connection of %r was lost (%s); discarding it."
-            logger.info(message, self.alias, error, extra=log_extra(lease.pool))
-            lease.record.invalidate("disconnect")
-            lease.pool.invalidate_older_connections()
+            logger.info(message, self.alias, error, extra=log_extra(pool))
+            record.invalidate("disconnect")
+            pool.invalidate_older_connections()
 
     # -- threads ---------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ def send(wrapper: Any, signal: Any, record: Any, **extra: Any) -> None:
 class SignalEvents:
     """The pool engine's event listener for one pool: turns engine events into signals."""
 
-    def __init__(self, wrapper_class: type, alias: str) -> None:
+    def __init__(self, wrapper_class: type[Any], alias: str) -> None:
         self.wrapper_class = wrapper_class
         self.alias = alias
         self.vendor = wrapper_class.vendor
@@ -103,7 +103,7 @@ def leak_cause(holder: threading.Thread | None) -> str | None:
     in the thread that served it, at its end; a pool thread lives on, and the
     connection it opened stays checked out until the thread ends. (The one-thread
     executors Django's ASGI handler runs a request's sync code in end with it.)"""
-    if getattr(holder, "_target", None) is not futures_thread._worker:
+    if holder is None or getattr(holder, "_target", None) is not futures_thread._worker:
         return None
     args = getattr(holder, "_args", ())
     executor = args[0]() if args and callable(args[0]) else None  # a weak reference

@@ -23,11 +23,18 @@ with the one of the checkout, the check ``connect()`` starts with.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 
 from django_dataflow.signals import pool_checkin, pool_checkout
+
+if TYPE_CHECKING:
+    # For the type checker, the mixins sit on the Django wrapper they are mixed in front
+    # of (Django ships no types: its names are Any to mypy).
+    from django.db.backends.base.base import BaseDatabaseWrapper as WrapperBase
+else:
+    WrapperBase = object
 
 
 class _Epoch:
@@ -64,7 +71,7 @@ class _ParkedConnection:
         return wrapper._dataflow_unpark()
 
 
-class ParkingWrapperMixin:
+class ParkingWrapperMixin(WrapperBase):
     """Mixed into PooledDatabaseWrapperMixin, which provides the lease and the pool."""
 
     connection = _ParkedConnection()

@@ -16,7 +16,7 @@ ended) closes its idle connections and is dropped (see ``pool/registry.py``).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -25,8 +25,15 @@ from django_dataflow.backends.lease import LastPool, pool_key
 from django_dataflow.pool import ConnectionPool, registry
 from django_dataflow.settings.validation import resolve_pool_options
 
+if TYPE_CHECKING:
+    # For the type checker, the mixins sit on the Django wrapper they are mixed in front
+    # of (Django ships no types: its names are Any to mypy).
+    from django.db.backends.base.base import BaseDatabaseWrapper as WrapperBase
+else:
+    WrapperBase = object
 
-class PoolChoiceMixin:
+
+class PoolChoiceMixin(WrapperBase):
     """Mixed into PooledDatabaseWrapperMixin: the choice of a pool."""
 
     # Connection parameters that are credentials: left out of the pool key (they may
@@ -93,13 +100,13 @@ class PoolChoiceMixin:
 
     def dataflow_open_physical(self, conn_params: dict[str, Any]) -> Any:
         """Open a physical connection the stock backend's way (run on a template)."""
-        return super().get_new_connection(conn_params)  # type: ignore[misc]
+        return super().get_new_connection(conn_params)
 
     def _dataflow_template(self) -> Any:
         """A private wrapper that opens the physical connections: the stock backend's
         get_new_connection and get_connection_params set attributes on the wrapper they
         run on (SQLite's init_commands, for one)."""
-        return self.__class__(  # type: ignore[call-arg]
+        return self.__class__(
             {**self.settings_dict, "OPTIONS": dict(self.settings_dict["OPTIONS"])}, self.alias
         )
 
