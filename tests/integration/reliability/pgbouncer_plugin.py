@@ -38,6 +38,10 @@ FORK = (
     SESSION_IDENTITY
     + "; fork safety: tests/integration/reliability/test_web_servers.py, test_celery.py"
 )
+RESET_ON_RETURN = (
+    "turns on pool_reset_on_return, which behind_transaction_pooler refuses: behind a "
+    "transaction pooler PgBouncer's server_reset_query resets the server sessions"
+)
 NOT_APPLICABLE = {
     "tests/backends/test_isolation.py::"
     "test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone[checked_out]": FORK,
@@ -72,6 +76,29 @@ NOT_APPLICABLE = {
     "tests/backends/test_lifecycle.py::"
     "test_statement_cache_size_sizes_psycopgs_prepared_statement_cache": (
         "sets statement_cache_size, which behind_transaction_pooler refuses (dataflow.E006)"
+    ),
+    "tests/backends/test_reset_on_return.py::test_a_tenant_set_by_one_request_"
+    "reaches_the_next_only_without_the_reset[True]": RESET_ON_RETURN,
+    "tests/backends/test_reset_on_return.py::"
+    "test_temporary_tables_end_with_the_request": RESET_ON_RETURN,
+    "tests/backends/test_reset_on_return.py::"
+    "test_a_transaction_left_open_is_rolled_back_and_the_session_still_reset": RESET_ON_RETURN,
+    "tests/backends/test_reset_on_return.py::"
+    "test_a_reset_connection_is_never_parked": RESET_ON_RETURN,
+    "tests/backends/test_reset_on_return.py::"
+    "test_the_session_time_zone_is_djangos_again_after_a_reset": RESET_ON_RETURN,
+    "tests/backends/test_reset_on_return.py::"
+    "test_prepared_statements_survive_the_reset_of_their_cache": RESET_ON_RETURN,
+    "tests/backends/test_reset_on_return.py::"
+    "test_djangos_setup_and_the_connect_hooks_run_again_after_a_reset": RESET_ON_RETURN,
+    "tests/backends/test_retired_pools.py::"
+    "test_the_old_database_can_be_dropped_after_a_name_change_and_back": (
+        "counts the server sessions on a database in pg_stat_activity; behind PgBouncer "
+        "they are PgBouncer's, kept until its server_idle_timeout"
+    ),
+    "tests/backends/test_server_full.py::test_a_role_out_of_sessions_serves_every_request": (
+        "creates a server role limited to two sessions and logs in as it; behind PgBouncer "
+        "the role is not in PgBouncer's auth file, and the sessions are PgBouncer's"
     ),
     "tests/checks/test_config_entries.py::"
     "test_statement_cache_size_makes_psycopg_prepare_repeated_queries": (
