@@ -47,6 +47,7 @@ import traceback
 import pytest
 
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError
+from django_dataflow.pool.base import CONNECT_BACKOFF_MAX
 
 SEEDS = [1729, 4242, 90210]
 POOL_SIZE, MAX_OVERFLOW = 3, 2
@@ -619,7 +620,9 @@ class Chaos:
         held = []
         try:
             for _ in range(LIMIT):
-                record = pool.checkout(timeout=SLACK)
+                # A connect made now may wait out the backoff that the chaos's failed
+                # connects left behind (at most CONNECT_BACKOFF_MAX).
+                record = pool.checkout(timeout=SLACK + CONNECT_BACKOFF_MAX)
                 self.acquire(record, record.lease, "the final checkout")
                 held.append((record, record.lease))
             with pytest.raises(PoolTimeoutError):
