@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def role_with_two_sessions(limited_role, vendor):  # noqa: F811
     """A role allowed 2 sessions (CONNECTION LIMIT / MAX_USER_CONNECTIONS 2): the one of
-    test_parked_fallback.py, given a second session."""
+    test_parked_fallback.py, allowed one more server session."""
     name, _ = limited_role
     with admin_cursor(vendor) as cursor:
         if vendor == "postgresql":

@@ -166,7 +166,7 @@ def test_a_discarded_connection_is_closed_before_its_slot_is_reused(tmp_path):
     assert connector.in_close.wait(5)  # its session is still open on the server
     waiter, result = run_in_thread(lambda: pool.checkout(timeout=5))
     time.sleep(0.2)
-    assert connector.most_open == 1, "a second session opened while the first closed"
+    assert connector.most_open == 1, "a second connection opened while the first closed"
     connector.gate.set()
     returner.join(5)
     waiter.join(5)
