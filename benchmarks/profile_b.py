@@ -8,21 +8,17 @@ prints the functions by wall time (a call that gives up the interpreter lock is 
 the wait to get it back, which is what 50 threads pay), per request. The warm-up and the
 first ``--skip`` timed requests are not profiled.
 
-``--compare`` instead measures requests/s of ``persistent`` and ``ours`` (and, with
-``--trial pydll``, ours with MariaDB's status read through ``ctypes.PyDLL``, which keeps
-the interpreter lock: a trial of a package change, patched in this process only) in
-interleaved runs, longer than run.py's, and prints the medians of the per-run ratios.
+``--compare`` instead measures requests/s of ``persistent`` and ``ours`` in interleaved
+runs, longer than run.py's, and prints the medians of the per-run ratios.
 
     python benchmarks/profile_b.py --vendor mysql --contender ours
-    python benchmarks/profile_b.py --vendor mysql --compare --trial pydll --runs 9
+    python benchmarks/profile_b.py --vendor mysql --compare --runs 9
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import ctypes
-import ctypes.util
 import itertools
 import pstats
 import statistics
@@ -36,34 +32,6 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import bootstrap  # noqa: E402
-
-
-def pydll_status_reader() -> Any:
-    """MariaDB's server-status read as ``backends/mysql/connector.py`` does it, but
-    through ``ctypes.PyDLL``: the call keeps the interpreter lock."""
-    library = ctypes.PyDLL(ctypes.util.find_library("mariadb") or "libmariadb.so.3")
-    get_info = library.mariadb_get_infov
-    get_info.restype = ctypes.c_char
-    get_info.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
-    capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    capsule_pointer.restype = ctypes.c_void_p
-    capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-
-    def read(connection: Any) -> int | None:
-        if not connection.open:
-            return None
-        native = getattr(connection, "_dataflow_native_handle", None)
-        if native is None:
-            native = capsule_pointer(
-                connection._get_native_connection(), b"_mysql.connection.native_connection"
-            )
-            connection._dataflow_native_handle = native
-        status = ctypes.c_uint()
-        if get_info(native, 30, ctypes.byref(status)) != b"\x00":
-            return None
-        return status.value
-
-    return read
 
 
 def main(argv: list[str]) -> int:
@@ -80,7 +48,6 @@ def main(argv: list[str]) -> int:
         "--callers", action="append", default=[], help="also list the callers of these functions"
     )
     parser.add_argument("--compare", action="store_true")
-    parser.add_argument("--trial", choices=("pydll",), action="append", default=[])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-bootstrap", action="store_true")
     args = parser.parse_args(argv)
@@ -125,36 +92,21 @@ def compare(contenders: list[Any], monitor: Any, args: argparse.Namespace, work_
     from benchmarks.machine import load_average
     from benchmarks.workloads import concurrent_run
 
-    persistent, ours = contenders
-    variants: dict[str, tuple[Any, Any]] = {"persistent": (persistent, None), "ours": (ours, None)}
-    if "pydll" in args.trial:
-        variants["ours+pydll"] = (ours, pydll_status_reader())
-    connector = None
-    original = None
-    if args.vendor == "mysql":
-        from django_dataflow.backends.mysql import connector
-
-        original = connector.read_server_status
-    rps: dict[str, list[float]] = {key: [] for key in variants}
+    rps: dict[str, list[float]] = {contender.key: [] for contender in contenders}
     for number in range(args.runs):
-        order = list(variants) if number % 2 == 0 else list(reversed(variants))
-        for key in order:
-            contender, reader = variants[key]
-            if connector is not None:
-                connector.read_server_status = reader or original
+        order = contenders if number % 2 == 0 else list(reversed(contenders))
+        for contender in order:
             run = concurrent_run(contender, args.threads, args.requests, work_s, args.warmup)
             dispose(contender)
             monitor.wait_until_no_clients()
-            rps[key].append(run.rps)
+            rps[contender.key].append(run.rps)
             if run.errors:
-                print(f"  {key}: {run.errors} errors, {run.first_error}", file=sys.stderr)
+                print(f"  {contender.key}: {run.errors} errors, {run.first_error}", file=sys.stderr)
         print(
             f"run {number + 1}/{args.runs} (load {load_average()}): "
             + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in rps.items()),
             flush=True,
         )
-    if connector is not None:
-        connector.read_server_status = original
     for key, values in rps.items():
         ratios = [a / b for a, b in zip(values, rps["persistent"], strict=True)]
         print(
