@@ -38,7 +38,8 @@ from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
 
 from django_dataflow import hooks
-from django_dataflow.backends import events, greenlets, parking
+from django_dataflow.backends import events, greenlets, parking, tracing
+from django_dataflow.backends.cleanup import SessionCleanupMixin
 from django_dataflow.backends.connector import DjangoConnector
 from django_dataflow.backends.lease import LastPool, Lease, return_lease
 from django_dataflow.backends.parking import ParkingWrapperMixin
@@ -68,7 +69,7 @@ class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
         return super().__exit__(exc_type, exc_value, traceback)
 
 
-class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
+class PooledDatabaseWrapperMixin(ParkingWrapperMixin, SessionCleanupMixin, PoolChoiceMixin):
     """Mix in front of a Django ``DatabaseWrapper`` to pool its connections."""
 
     connector_class: type[DjangoConnector] = DjangoConnector
@@ -212,6 +213,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
         lease = self._dataflow_lease
         retries = 0
         record = None
+        started = time.perf_counter() if tracing.active else 0.0  # (the Debug Toolbar)
         try:
             while True:
                 try:
@@ -248,6 +250,9 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
         elif isinstance(record.holder, greenlets.DummyThread):
             greenlets.adopt(record)  # a gevent greenlet (backends/greenlets.py)
         self.dataflow_after_checkout(record.connection)
+        if started:
+            how = tracing.REUSED if record.setup_done else tracing.NEW
+            tracing.checked_out(self, record, how, time.perf_counter() - started)
         return record.connection
 
     def dataflow_after_checkout(self, connection: Any) -> None:
@@ -318,63 +323,6 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
         # cannot be reset or closed cleanly is simply thrown away).
         self._dataflow_release(discard_reason=reason)
 
-    def _dataflow_close_open_cursors(self) -> None:
-        """Close the server-side cursors still open on the connection before it goes
-        back. PostgreSQL's ``QuerySet.iterator()`` declares its cursor ``WITH HOLD`` in
-        autocommit mode: it lives in the session, and the next borrower would inherit it
-        (and its name, which a new wrapper in a reused thread generates again). With
-        Django's own backend the connection, and the cursor with it, is closed."""
-        cursors, self._dataflow_open_cursors = self._dataflow_open_cursors or (), None
-        for ref in cursors:
-            cursor = ref()
-            if cursor is None:
-                continue  # collected, and closed with it
-            try:
-                cursor.close()  # a round trip, only for a cursor left open
-            except Exception:
-                record = self._dataflow_lease.record
-                if record is not None:
-                    record.invalidate("server_cursor_left_open")
-
-    def _dataflow_track_cursor(self, cursor: Any) -> None:
-        """Close ``cursor`` before the connection goes back (vendors call it from
-        create_cursor). Held weakly, in a list: a WeakSet costs microseconds a request."""
-        cursors = self._dataflow_open_cursors
-        if cursors is None:
-            self._dataflow_open_cursors = [weakref.ref(cursor)]
-            return
-        count = len(cursors)
-        if count >= 64 and not count & (count - 1):  # (a script that never closes)
-            cursors[:] = [ref for ref in cursors if ref() is not None]
-        cursors.append(weakref.ref(cursor))
-
-    def disable_constraint_checking(self) -> bool:
-        disabled = super().disable_constraint_checking()
-        if disabled:
-            self._dataflow_constraints_off = True
-        return disabled
-
-    def enable_constraint_checking(self) -> None:
-        super().enable_constraint_checking()
-        self._dataflow_constraints_off = False
-
-    def _dataflow_enable_constraints(self) -> str | None:
-        """Turn foreign-key checks back on before the connection goes back, as its
-        session ending would with Django's own backend (``SET foreign_key_checks`` on
-        MySQL, ``PRAGMA foreign_keys`` on SQLite last for the session). The next
-        borrower must not write rows that break foreign keys unchecked. A connection
-        that cannot be fixed is discarded (the reason it returns)."""
-        try:
-            self.enable_constraint_checking()
-        except Exception:
-            logger.warning(
-                "Could not turn foreign-key checks back on for a connection of %r; discarding it.",
-                self.alias,
-                extra=log_extra(pool) if (pool := self._dataflow_lease.pool) is not None else None,
-            )
-            return "constraint_checks_off"
-        return None
-
     def _dataflow_release(self, discard_reason: str | None = None) -> None:
         lease = self._dataflow_lease
         pool, record, token, hooked = lease.pool, lease.record, lease.token, lease.hooked
@@ -401,6 +349,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, PoolChoiceMixin):
                 pool.checkin(record, token, discard_reason=discard_reason, in_hand=True)
         self._dataflow_parked = False
         lease.clear()
+        if tracing.active:
+            tracing.checked_in(self, "returned")
 
     # -- errors --------------------------------------------------------------------------
 

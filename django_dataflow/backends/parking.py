@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 
+from django_dataflow.backends import tracing
 from django_dataflow.signals import pool_checkin, pool_checkout
 
 if TYPE_CHECKING:
@@ -112,6 +113,8 @@ class ParkingWrapperMixin(WrapperBase):
             return super().close_if_unusable_or_obsolete()
         # As Django does for a connection it keeps: health-check it before its next use.
         self.health_check_done = False
+        if tracing.active:
+            tracing.checked_in(self, "parked")
 
     def _dataflow_unpark(self) -> Any:
         """Take the parked connection back (the first read of ``self.connection`` after
@@ -138,6 +141,8 @@ class ParkingWrapperMixin(WrapperBase):
                 lease.pool.give_back_parked(record, lease.token)
             elif lease.pool.unpark(record, lease.token):
                 connection = record.connection
+                if tracing.active:
+                    tracing.checked_out(self, record, tracing.PARKED, 0.0)
         if connection is None:
             lease.clear()
         self.connection = connection
