@@ -31,6 +31,7 @@ _HOMES = {
     "on_checkout": "django_dataflow.hooks",
     "on_connect": "django_dataflow.hooks",
     "pooled_connection": "django_dataflow.api",
+    "pooled_session": "django_dataflow.api",
     "recommended_pool_size": "django_dataflow.settings.sizing",
     "routing_scope": "django_dataflow.routing.context",
     "use_analytics": "django_dataflow.routing.context",
@@ -53,6 +54,7 @@ __all__ = [
     "on_checkout",
     "on_connect",
     "pooled_connection",
+    "pooled_session",
     "recommended_pool_size",
     "routing_scope",
     "use_analytics",
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
         DataFlow,
         get_active_connections,
         pooled_connection,
+        pooled_session,
     )
     from django_dataflow.errors import HookError, PoolClosed, PoolTimeout
     from django_dataflow.hooks import error_handler, on_checkin, on_checkout, on_connect

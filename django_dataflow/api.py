@@ -6,6 +6,9 @@
   gives its connection back to the pool, on error too. If the thread already holds a
   connection for the alias (a request in progress, an open transaction), the block gets
   a separate one and leaves the thread's own untouched;
+* ``pooled_session()``: keep the thread's connection for a block, whatever the
+  ``pool_scope``: session state (``SET``, temporary tables, advisory locks, ``LISTEN``)
+  set inside it stays on the connection the block's queries use;
 * ``get_active_connections()``: the guide's ``db.get_active_connections()``, the
   connections checked out right now.
 """
@@ -57,6 +60,22 @@ def pooled_connection(using: str = DEFAULT_DB_ALIAS) -> Iterator[PooledConnectio
         yield PooledConnection(wrapper)
     finally:
         wrapper.close()
+
+
+@contextmanager
+def pooled_session(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
+    """Keep this thread's connection for ``using`` for the whole block and yield its
+    wrapper (``connections[using]``): every query of the block runs on the same database
+    session. Needed only with ``pool_scope = "transaction"``, where a connection otherwise
+    goes back between transactions; with the request scope the request keeps it anyway."""
+    wrapper = connections[using]
+    session = getattr(wrapper, "dataflow_session", None)
+    if session is None:  # not one of our ENGINEs: a Django connection keeps its session
+        wrapper.ensure_connection()
+        yield wrapper
+        return
+    with session() as kept:
+        yield kept
 
 
 class ActiveConnection:

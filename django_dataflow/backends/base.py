@@ -44,6 +44,7 @@ from django_dataflow.backends.connector import DjangoConnector
 from django_dataflow.backends.lease import LastPool, Lease, return_lease
 from django_dataflow.backends.parking import ParkingWrapperMixin
 from django_dataflow.backends.pools import PoolChoiceMixin, install_process_hooks
+from django_dataflow.backends.scope import TRANSACTION, TransactionScopeMixin
 from django_dataflow.backends.server import ServerQueries
 from django_dataflow.errors import PoolClosed, PoolTimeout
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
@@ -69,7 +70,9 @@ class _PoolAwareErrorWrapper(DatabaseErrorWrapper):
         return super().__exit__(exc_type, exc_value, traceback)
 
 
-class PooledDatabaseWrapperMixin(ParkingWrapperMixin, SessionCleanupMixin, PoolChoiceMixin):
+class PooledDatabaseWrapperMixin(
+    ParkingWrapperMixin, TransactionScopeMixin, SessionCleanupMixin, PoolChoiceMixin
+):
     """Mix in front of a Django ``DatabaseWrapper`` to pool its connections."""
 
     connector_class: type[DjangoConnector] = DjangoConnector
@@ -88,6 +91,8 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, SessionCleanupMixin, PoolC
             self.dataflow_options = resolve_pool_options(alias, self.vendor, settings_dict)
         except ImproperlyConfigured:
             self.dataflow_options = None
+        options = self.dataflow_options
+        self._dataflow_transaction_scope = bool(options and options["pool_scope"] == TRANSACTION)
         self._dataflow_lease = Lease()
         # True while the leased connection is parked (and self.connection unset).
         self._dataflow_parked = False
@@ -154,6 +159,16 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, SessionCleanupMixin, PoolC
         self._dataflow_constraints_off = False
         self.connection = self._dataflow_checkout(pool)
         record = self._dataflow_lease.record
+        # The set-up's and the hooks' queries must not give the connection back
+        # (transaction scope, backends/scope.py).
+        self._dataflow_pins += 1
+        try:
+            self._dataflow_set_up(record)
+        finally:
+            self._dataflow_pins -= 1
+        self.run_on_commit: list[Any] = []
+
+    def _dataflow_set_up(self, record: Any) -> None:
         try:
             if not record.setup_done or self.connector_class.setup_due(self.connection):
                 self.set_autocommit(self.settings_dict["AUTOCOMMIT"])
@@ -168,6 +183,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, SessionCleanupMixin, PoolC
                     # At every checkout, as Django's own pool does: receivers keep
                     # per-connection state current (contrib.postgres's type OIDs).
                     connection_created.send(sender=self.__class__, connection=self)
+            self._dataflow_created_for = record
         except BaseException:
             # A connection whose setup failed is closed, never lent again.
             self._dataflow_release(discard_reason="setup_failed")
@@ -182,19 +198,29 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, SessionCleanupMixin, PoolC
                 self._dataflow_release()
                 self.connection = None
                 raise
-        self.run_on_commit: list[Any] = []
 
     def _dataflow_unpark(self) -> Any:
         # Taking a parked connection back is a checkout too: connection_created reaches
         # it as it reaches a checkout through connect() (docs/design.md).
+        # With transaction scope, that is every query: the signal reaches a connection
+        # once a request (_dataflow_created_for, reset at the request's start and end).
         connection = super()._dataflow_unpark()
-        if connection is not None and connection_created.receivers:
+        record = self._dataflow_lease.record
+        if (
+            connection is not None
+            and connection_created.receivers
+            and self._dataflow_created_for is not record
+        ):
+            self._dataflow_pins += 1
             try:
                 connection_created.send(sender=self.__class__, connection=self)
+                self._dataflow_created_for = record
             except BaseException:
                 self._dataflow_release(discard_reason="setup_failed")
                 self.connection = None
                 raise
+            finally:
+                self._dataflow_pins -= 1
             connection = self.connection
         return connection
 
@@ -348,6 +374,7 @@ class PooledDatabaseWrapperMixin(ParkingWrapperMixin, SessionCleanupMixin, PoolC
                         discard_reason = "hook_failed"
                 pool.checkin(record, token, discard_reason=discard_reason, in_hand=True)
         self._dataflow_parked = False
+        self._dataflow_live_cursors = None
         lease.clear()
         if tracing.active:
             tracing.checked_in(self, "returned")

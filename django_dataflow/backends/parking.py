@@ -23,6 +23,7 @@ with the one of the checkout, the check ``connect()`` starts with.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
@@ -78,14 +79,27 @@ class ParkingWrapperMixin(WrapperBase):
     connection = _ParkedConnection()
     _dataflow_parked = False
     _dataflow_epoch = 0  # the settings epoch at the last checkout
+    # The Django cursors open on the connection held (backends/scope.py).
+    _dataflow_live_cursors: list[weakref.ref[Any]] | None = None
 
     def close_if_unusable_or_obsolete(self) -> None:
         # Run by close_old_connections() at the start and the end of every request. Where
         # Django (CONN_MAX_AGE = 0) would close the connection, park it: the thread's next
         # request takes it back for the price of a dictionary lookup. Anything unusual
         # takes Django's path, which checks the connection in.
+        self._dataflow_created_for = None  # (a request starts or ends: backends/scope.py)
         if self._dataflow_parked:
             return  # parked at the end of the last request: nothing to check
+        if not self._dataflow_park():
+            return super().close_if_unusable_or_obsolete()
+        # As Django does for a connection it keeps: health-check it before its next use.
+        self.health_check_done = False
+
+    def _dataflow_park(self) -> bool:
+        """Park the connection held, if it may be: with thread affinity on, no hooks
+        that promise a checkin, and nothing Django would find wrong with it (an error,
+        an open transaction, a changed autocommit mode, constraint checks off, the
+        connection shared with other threads). False: nothing was done."""
         lease = self._dataflow_lease
         pool = lease.pool
         if (
@@ -99,7 +113,7 @@ class ParkingWrapperMixin(WrapperBase):
             or pool_checkout.receivers
             or pool_checkin.receivers
         ):
-            return super().close_if_unusable_or_obsolete()
+            return False
         if self._dataflow_open_cursors is not None:
             self._dataflow_close_open_cursors()
         # Forget the connection before it becomes lendable to other threads.
@@ -110,11 +124,11 @@ class ParkingWrapperMixin(WrapperBase):
         ):  # (the first: self.connection was overwritten behind Django's back)
             self._dataflow_parked = False
             self.connection = connection
-            return super().close_if_unusable_or_obsolete()
-        # As Django does for a connection it keeps: health-check it before its next use.
-        self.health_check_done = False
+            return False
+        self._dataflow_live_cursors = None
         if tracing.active:
             tracing.checked_in(self, "parked")
+        return True
 
     def _dataflow_unpark(self) -> Any:
         """Take the parked connection back (the first read of ``self.connection`` after

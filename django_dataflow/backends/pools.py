@@ -81,6 +81,7 @@ class PoolChoiceMixin(WrapperBase):
     def _dataflow_pool_for(self, conn_params: dict[str, Any]) -> ConnectionPool:
         # The options may have changed along with the settings entry.
         self.dataflow_options = resolve_pool_options(self.alias, self.vendor, self.settings_dict)
+        self._dataflow_transaction_scope = self.dataflow_options["pool_scope"] == "transaction"
         key = pool_key(self, conn_params, self.dataflow_credential_params)
         last = self._dataflow_last
         pool = registry.get_or_create_pool(

@@ -34,6 +34,7 @@ PROBLEM_IDS = {
     "native_pool_option": "dataflow.E008",
     "options_not_a_dict": "dataflow.E009",
     "pool_option_in_options": "dataflow.E010",
+    "transaction_scope_without_autocommit": "dataflow.E012",
     "statement_cache_unused": "dataflow.W001",
     "server_side_cursors_behind_pooler": "dataflow.W002",
     "pool_options_moved": "dataflow.I001",

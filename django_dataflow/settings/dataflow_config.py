@@ -66,6 +66,7 @@ class DataFlowConfig:
     pool_pre_ping_bypass: float | _Unset = UNSET
     pool_overflow_idle_timeout: float | _Unset = UNSET
     pool_thread_affinity: bool | _Unset = UNSET
+    pool_scope: str | _Unset = UNSET
     pool_leak_threshold: float | _Unset | None = UNSET
     pool_leak_action: str | _Unset = UNSET
     pool_leak_check_interval: float | _Unset = UNSET

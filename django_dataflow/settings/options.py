@@ -131,6 +131,16 @@ POOL_OPTIONS: dict[str, PoolOption] = {
             pool_argument="thread_affinity",
         ),
         PoolOption(
+            "pool_scope",
+            "choice",
+            _same("request"),
+            choices=("request", "transaction"),
+            help="How long a connection is held: 'request', from the first query to the "
+            "end of the request; 'transaction', only while a query, a transaction or an "
+            "open cursor needs it (docs/backends.md).",
+            used_by="the backends (backends/scope.py)",
+        ),
+        PoolOption(
             "pool_leak_threshold",
             "seconds_or_none",
             _same(None),

@@ -128,6 +128,17 @@ def _conflicts(
                 "POOL['pool_size'] instead.",
             )
         )
+    if options.get("pool_scope") == "transaction" and settings_dict.get("AUTOCOMMIT") is False:
+        problems.append(
+            Problem(
+                "transaction_scope_without_autocommit",
+                f"{entry} sets AUTOCOMMIT=False with POOL['pool_scope']='transaction'. "
+                "Without autocommit every connection is always inside a transaction, so "
+                "it would never go back to the pool before the end of the request.",
+                "Remove AUTOCOMMIT (Django's default is True) or set "
+                "POOL['pool_scope'] to 'request'.",
+            )
+        )
     driver_options = settings_dict.get("OPTIONS")
     if driver_options is None:
         driver_options = {}

@@ -1,0 +1,304 @@
+"""``pool_scope="transaction"``: a connection is held only while a query, a transaction,
+an open cursor or a ``pooled_session()`` block needs it (docs/backends.md, "Transaction
+scope"), on each vendor's real server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connections, transaction
+from django.db.backends.signals import connection_created
+
+from django_dataflow.api import pooled_session
+from django_dataflow.signals import pool_checkin, pool_checkout
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scoped_wrapper(**pool):
+    """A wrapper of its own (and so a pool of its own) with transaction scope."""
+    default = connections["default"]
+    settings_dict = {
+        **default.settings_dict,
+        "POOL": {
+            **default.settings_dict["POOL"],
+            "pool_scope": "transaction",
+            **pool,
+        },
+    }
+    return default.__class__(settings_dict, "default")
+
+
+@pytest.fixture
+def wrapper():
+    """This thread's ``connections["default"]`` for the test, with transaction scope
+    (so the ORM, ``atomic()`` and ``pooled_session()`` use it)."""
+    original = connections["default"]
+    original.close()
+    wrapper = scoped_wrapper()
+    connections["default"] = wrapper
+    yield wrapper
+    connections["default"] = original
+    wrapper.close()
+
+
+def select_one(wrapper):
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        return cursor.fetchone()[0]
+
+
+_seen = []  # SQLite connections whose id() was taken: kept alive, so ids stay unique
+
+
+def backend_pid(wrapper):
+    """The database session a query of ``wrapper`` runs on, through a cursor (as the
+    ORM's queries do). SQLite: the id of the DB-API connection."""
+    with wrapper.cursor() as cursor:
+        if wrapper.vendor == "sqlite":
+            cursor.execute("SELECT 1")
+            _seen.append(wrapper.connection)
+            return id(wrapper.connection)
+        cursor.execute(
+            "SELECT pg_backend_pid()"
+            if wrapper.vendor == "postgresql"
+            else "SELECT CONNECTION_ID()"
+        )
+        return cursor.fetchone()[0]
+
+
+def held(wrapper) -> bool:
+    """Does ``wrapper`` hold a connection (checked out, not parked)?"""
+    return wrapper.dataflow_record is not None
+
+
+def checked_out(wrapper) -> int:
+    return wrapper.dataflow_pool.get_stats()["checked_out"]
+
+
+def test_a_query_in_autocommit_gives_the_connection_back(wrapper):
+    assert select_one(wrapper) == 1
+    assert not held(wrapper)
+    assert checked_out(wrapper) == 0
+    # The next query takes it again, the same one with thread affinity.
+    first = backend_pid(wrapper)
+    assert backend_pid(wrapper) == first
+    assert checked_out(wrapper) == 0
+
+
+def test_the_orm_gives_the_connection_back_after_each_query(wrapper):
+    from django.contrib.contenttypes.models import ContentType
+
+    assert ContentType.objects.count() >= 0
+    assert not held(wrapper)
+    list(ContentType.objects.all()[:3])
+    assert not held(wrapper)
+
+
+def test_the_connection_is_kept_for_the_whole_atomic_block(wrapper):
+    with transaction.atomic():
+        first = backend_pid(wrapper)
+        assert held(wrapper)
+        with transaction.atomic():
+            assert backend_pid(wrapper) == first
+        assert held(wrapper)
+        assert backend_pid(wrapper) == first
+    assert not held(wrapper)
+    assert checked_out(wrapper) == 0
+
+
+def test_on_commit_callbacks_run_and_their_queries_work(wrapper):
+    results = []
+    with transaction.atomic():
+        select_one(wrapper)
+        transaction.on_commit(lambda: results.append(select_one(wrapper)))
+        transaction.on_commit(lambda: results.append(select_one(wrapper)))
+    assert results == [1, 1]
+    assert not held(wrapper)
+
+
+def test_an_open_cursor_keeps_the_connection(wrapper):
+    cursor = wrapper.cursor()
+    cursor.execute("SELECT 1")
+    assert held(wrapper)
+    select_one(wrapper)  # another cursor opened and closed: the first is still open
+    assert held(wrapper)
+    cursor.fetchall()
+    assert held(wrapper)  # read, but still open: it could run another query
+    cursor.close()
+    assert not held(wrapper)
+
+
+def test_a_cursor_collected_without_close_does_not_keep_the_connection(wrapper):
+    cursor = wrapper.cursor()
+    cursor.execute("SELECT 1")
+    del cursor  # collected at once (reference counting)
+    select_one(wrapper)
+    assert not held(wrapper)
+
+
+def test_autocommit_off_by_hand_keeps_the_connection_until_it_is_on_again(wrapper):
+    wrapper.set_autocommit(False)
+    first = backend_pid(wrapper)
+    assert held(wrapper)
+    assert backend_pid(wrapper) == first
+    wrapper.commit()
+    assert held(wrapper)
+    wrapper.set_autocommit(True)
+    assert not held(wrapper)
+
+
+def test_pooled_session_keeps_one_connection_for_the_block(wrapper):
+    with pooled_session() as session:
+        assert session is wrapper
+        first = backend_pid(wrapper)
+        # Another thread wants a connection meanwhile: it gets another one.
+        other = []
+        thread = threading.Thread(target=lambda: other.append(scoped_pid(wrapper)))
+        thread.start()
+        thread.join()
+        assert backend_pid(wrapper) == first
+        assert other and other[0] != first
+        assert held(wrapper)
+    assert not held(wrapper)
+
+
+def scoped_pid(wrapper):
+    twin = wrapper.__class__(wrapper.settings_dict, "default")
+    try:
+        return backend_pid(twin)
+    finally:
+        twin.close()
+
+
+def test_constraint_checks_turned_off_keep_the_connection(wrapper):
+    assert wrapper.disable_constraint_checking() in (True, False)
+    if not wrapper._dataflow_constraints_off:
+        pytest.skip(f"{wrapper.vendor} has no session-wide constraint switch")
+    first = backend_pid(wrapper)
+    assert held(wrapper)
+    assert backend_pid(wrapper) == first
+    wrapper.enable_constraint_checking()
+    select_one(wrapper)
+    assert not held(wrapper)
+
+
+def test_checkout_and_checkin_hooks_fire_once_per_transaction(wrapper, restore_hooks):
+    events = []
+    pool_checkout.connect(lambda sender, **kw: events.append("out"), weak=False)
+    pool_checkin.connect(lambda sender, **kw: events.append("in"), weak=False)
+    select_one(wrapper)
+    select_one(wrapper)
+    with transaction.atomic():
+        select_one(wrapper)
+        select_one(wrapper)
+    assert events == ["out", "in"] * 3
+
+
+def test_connection_created_reaches_a_connection_once_a_request(wrapper, restore_hooks):
+    seen = []
+
+    def receiver(sender, connection, **kwargs):
+        if connection is wrapper:
+            seen.append(1)
+
+    connection_created.connect(receiver, weak=False)
+    try:
+        wrapper.close_if_unusable_or_obsolete()  # request_started
+        for _ in range(5):
+            select_one(wrapper)
+        assert len(seen) == 1
+        wrapper.close_if_unusable_or_obsolete()  # request_finished
+        wrapper.close_if_unusable_or_obsolete()  # the next request_started
+        select_one(wrapper)
+        assert len(seen) == 2
+    finally:
+        connection_created.disconnect(receiver)
+
+
+def test_threads_share_a_small_pool_between_their_queries():
+    """Eight threads, each `query; sleep 200 ms; query`, on a pool of 2 + 0: served,
+    with at most two sessions, because no thread holds a connection while it sleeps."""
+    wrapper = scoped_wrapper(pool_size=2, pool_max_overflow=0, pool_timeout=10)
+    wrapper.close()
+    errors, pids = [], set()
+
+    def request():
+        mine = wrapper.__class__(wrapper.settings_dict, "default")
+        try:
+            mine.close_if_unusable_or_obsolete()
+            pids.add(backend_pid(mine))
+            time.sleep(0.2)  # an external call
+            pids.add(backend_pid(mine))
+            mine.close_if_unusable_or_obsolete()
+        except Exception as error:
+            errors.append(error)
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    assert errors == []
+    assert len(pids) <= 2
+    # Request scope would need 8 x 0.2 s / 2 sessions = 0.8 s at least.
+    assert elapsed < 0.75, elapsed
+
+
+def test_server_side_cursor_keeps_the_connection_while_iterating(wrapper):
+    from django.contrib.contenttypes.models import ContentType
+
+    iterator = ContentType.objects.all().iterator(chunk_size=1)
+    next(iterator)
+    assert held(wrapper)
+    list(iterator)
+    assert not held(wrapper)
+
+
+@pytest.mark.parametrize("scope", ["request", "transaction"])
+def test_executor_threads_of_async_requests_share_a_pool_of_two(scope):
+    """``sync_to_async(thread_sensitive=False)`` runs each call in an executor thread
+    that never sees ``request_finished``. With the request scope the first two threads
+    keep the two connections for good and the others time out; with the transaction
+    scope 100 concurrent requests are served."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from django_dataflow.errors import PoolTimeout
+
+    settings_dict = scoped_wrapper(pool_size=2, pool_max_overflow=0, pool_timeout=1).settings_dict
+    settings_dict["POOL"]["pool_scope"] = scope
+    local = threading.local()
+    made = []
+
+    def view():
+        wrapper = getattr(local, "wrapper", None)
+        if wrapper is None:  # the executor thread's own connections["default"]
+            wrapper = local.wrapper = connections["default"].__class__(settings_dict, "default")
+            made.append(wrapper)
+        select_one(wrapper)
+        time.sleep(0.005)
+        return select_one(wrapper)
+
+    async def main():
+        calls = [sync_to_async(view, thread_sensitive=False)() for _ in range(100)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        for wrapper in made:  # made in executor threads, closed from this one
+            wrapper.inc_thread_sharing()
+            wrapper.close()
+    timeouts = [r for r in results if isinstance(r, PoolTimeout)]
+    if scope == "transaction":
+        assert results == [1] * 100
+    else:
+        assert timeouts, "the request scope strands the executor threads' connections"
