@@ -118,8 +118,10 @@ class PoolState:
         self._connect_failures = 0
         self._connect_error: BaseException | None = None
         self._retry_at = 0.0
-        # An opener thread is sleeping until _retry_at, to serve the queue then.
+        # An opener thread is sleeping until _retry_at, to serve the queue then (or about
+        # to: _retry_due says the next opener thread to start is the one, see opening.py).
         self._retrying = False
+        self._retry_due = False
         self._generation = 0
         self._leases = itertools.count(1)
         self._closed = False

@@ -113,8 +113,8 @@ class HousekeepingMixin(PoolState):
             abandoned = self._claim_abandoned(threading.current_thread())
             leaked = self.leaks.find(self._out, now) if self.leaks.threshold else []
             self.stats.counters["leaks"] += len(leaked)
-            # Waiters no opener serves (a thread that could not be started, a backoff
-            # that ended with nobody checking out since): serve them now.
+            # Waiters no opener serves (an opener thread could not be started): serve
+            # them now.
             openers = self._serve_queue() if self._waiters else 0
         if openers:
             self._start_openers(openers)
@@ -213,5 +213,6 @@ class HousekeepingMixin(PoolState):
         self._waiters.clear()
         self._total = 0
         self._opening = 0
+        self._retrying = self._retry_due = False
         self._closed = True
         return inherited

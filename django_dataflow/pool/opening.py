@@ -24,7 +24,9 @@ when nobody waits any more). A failed connect, as in psycopg_pool and HikariCP:
   be out of sessions. Waiters wait for a returned connection until ``pool_timeout``
   (their PoolTimeoutError carries the last connect's error), and the next connect for
   the queue waits a jittered exponential backoff (``CONNECT_BACKOFF`` doubling up to
-  ``CONNECT_BACKOFF_MAX``, base.py), slept by one opener thread;
+  ``CONNECT_BACKOFF_MAX``, base.py), slept by one opener thread: the opener whose
+  connect failed, or, when the failed connect was a borrower's own, one started for the
+  queue that forms during the backoff;
 * with nothing open (a restart, a dead replica), fails every waiter at once with its
   error: nothing can come back, and requests must fail fast (the router moves reads to
   the primary).
@@ -67,13 +69,14 @@ class OpeningMixin(PoolState):
         """Under the lock: what the waiting queue needs now. Idle parked connections go to
         the oldest waiters first (an idle connection beats a new one); then reserve slots
         for openers (no more openers than waiters left, at most ``max_opening`` or a
-        quarter of the open connections at once, within the limit, none while a failed
-        connect's backoff runs) and return how many to start."""
+        quarter of the open connections at once, within the limit; while a failed
+        connect's backoff runs, at most the one that sleeps it out) and return how many
+        to start."""
         if self._parked:
             self._hand_parked_to_waiters()
         started = 0
         if self._retry_at and (self._retrying or time.monotonic() < self._retry_at):
-            return 0  # backing off; the retrying opener serves the queue afterwards
+            return self._serve_queue_backing_off()
         at_once = max(self.max_opening, (self._total - self._opening) // SLOW_START_SHARE)
         while (
             self._opening < at_once
@@ -84,6 +87,27 @@ class OpeningMixin(PoolState):
             self._total += 1
             started += 1
         return started
+
+    def _serve_queue_backing_off(self) -> int:
+        """Under the lock, a failed connect's backoff running: nothing connects for the
+        queue until it ends, and one opener thread sleeps it out and serves the queue
+        then. When nobody does (the failed connect was a borrower's own, or the queue
+        formed after the retrying opener found it empty), reserve one opener slot for
+        that thread (``_retry_due``: the next opener thread to start sleeps first) and
+        return 1. None while a connect for the queue runs: it serves the queue when it
+        ends, or becomes the retrying opener."""
+        if (
+            self._retrying
+            or self._opening
+            or self._closed
+            or not self._waiters
+            or self._total >= self.max_connections
+        ):
+            return 0
+        self._retrying = self._retry_due = True
+        self._opening += 1
+        self._total += 1
+        return 1
 
     def _fail_waiters(self, failure: ConnectFailed) -> None:
         """Under the lock, with nothing open: a connect failed, and every waiting request
@@ -115,6 +139,8 @@ class OpeningMixin(PoolState):
                     if ticket.running:  # started after all (start() was interrupted)
                         left -= 1
                     ticket.cancelled = True
+                    if self._retry_due:  # no thread sleeps out the backoff after all
+                        self._retry_due = self._retrying = False
                     if give_back:
                         self._opening -= left
                         self._total -= left
@@ -137,13 +163,22 @@ class OpeningMixin(PoolState):
         only for the others: under load, starting a thread costs its starter a wait for
         the interpreter lock among every busy thread, once per connection otherwise.
         Slots it cannot start a thread for, it opens itself, one after another.
+
+        The thread reserved to sleep out a backoff (``_retry_due``) gives its slot back
+        and sleeps first, as an opener whose connect failed does.
         """
+        retry = False
         if ticket is not None:
             with self._lock:
                 if ticket.cancelled:
                     return  # its starter gave the slot back
                 ticket.running = True
-        pending = 1
+                if self._retry_due:
+                    self._retry_due = False
+                    self._opening -= 1
+                    self._total -= 1
+                    retry = True
+        pending = self._retry_after_backoff() if retry else 1
         while pending:
             pending += self._open_one_for_waiters() - 1
             if pending > 1:
@@ -199,7 +234,12 @@ class OpeningMixin(PoolState):
                 if wait <= 0 or self._closed or not self._waiters:
                     self._retrying = False
                     return 0 if self._closed else self._serve_queue()
-            time.sleep(wait)
+            try:
+                time.sleep(wait)
+            except BaseException:  # interrupted (a gevent Timeout): somebody else retries
+                with self._lock:
+                    self._retrying = False
+                raise
 
 
 class _Ticket:

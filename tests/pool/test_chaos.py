@@ -47,7 +47,6 @@ import traceback
 import pytest
 
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError
-from django_dataflow.pool.base import CONNECT_BACKOFF_MAX
 
 SEEDS = [1729, 4242, 90210]
 POOL_SIZE, MAX_OVERFLOW = 3, 2
@@ -619,10 +618,6 @@ class Chaos:
         fail_rate, self.connector.fail_rate = self.connector.fail_rate, 0.0
         held = []
         try:
-            # Let the backoff of the chaos's failed connects run out first: a queue that
-            # forms during a backoff nobody is retrying is served when a connection comes
-            # back or at the housekeeper's next round, and this pool has no housekeeper.
-            time.sleep(max(0.0, min(pool._retry_at - time.monotonic(), CONNECT_BACKOFF_MAX)))
             for _ in range(LIMIT):
                 record = pool.checkout(timeout=SLACK)
                 self.acquire(record, record.lease, "the final checkout")

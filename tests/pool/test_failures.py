@@ -155,3 +155,65 @@ def test_with_nothing_open_a_refused_connect_still_fails_fast(make_pool, connect
         pool.checkout()
     assert time.monotonic() - started < 1
     assert pool.get_stats()["total"] == 0
+
+
+def fail_a_borrowers_own_connect(pool, connector, monkeypatch, backoff: float):
+    """A connection is held, and the next checkout's own connect fails (it replaces an
+    invalidated idle connection): a backoff of ``backoff / 2`` to ``backoff`` seconds
+    starts, with no opener thread sleeping it out. Returns the held record."""
+    monkeypatch.setattr("django_dataflow.pool.base.CONNECT_BACKOFF", backoff)
+    held = pool.checkout()
+    spare = pool.checkout()
+    pool.checkin(spare, spare.lease)
+    spare.invalidate()  # the next checkout replaces it, in its own thread
+    connector.fail_next_connect = sqlite3.OperationalError("too many connections")
+    return held
+
+
+def test_a_queue_that_forms_during_a_borrowers_backoff_is_served_after_it(
+    make_pool, connector, monkeypatch
+):
+    # The borrower whose own connect failed waits in the queue, and so do the borrowers
+    # that come during the backoff: an opener thread sleeps it out and serves them. No
+    # connection comes back, and no housekeeper runs for this pool (only the registry's
+    # pools are maintained), so nothing else could serve them before their timeout.
+    from django_dataflow.pool import registry
+
+    pool = make_pool(pool_size=6, max_overflow=0, timeout=3)
+    assert pool not in list(registry._housekeeper.pools())
+    held = fail_a_borrowers_own_connect(pool, connector, monkeypatch, backoff=0.2)
+    started = time.monotonic()
+    outcomes, threads = queued_checkouts(pool, 1)  # its own connect fails: it queues
+    assert pool.get_stats()["connection_errors"] == 1
+    more, more_threads = queued_checkouts(pool, 3, queued=4)  # during the backoff
+    assert time.monotonic() < pool._retry_at, "the backoff ended before the queue formed"
+    for thread in threads + more_threads:
+        thread.join(5)
+    served = time.monotonic() - started
+    outcomes += more
+    assert all(not isinstance(outcome, BaseException) for outcome in outcomes), outcomes
+    assert len(outcomes) == 4
+    assert served < 0.5, f"served after {served:.2f} s (backoff at most 0.2 s)"
+    stats = pool.get_stats()
+    assert (stats["total"], stats["checked_out"], stats["wait_queue"]) == (5, 5, 0)
+    assert connector.opened - stats["connection_errors"] - connector.closed == 5
+    for record in [held, *outcomes]:
+        pool.checkin(record, record.lease)
+
+
+def test_a_backoff_sleeper_that_cannot_be_started_gives_its_slot_back(
+    make_pool, connector, monkeypatch
+):
+    # The thread that would sleep out the backoff cannot be started: the borrower
+    # connects in its own thread instead, and the pool is not left "retrying" for ever.
+    pool = make_pool(pool_size=3, max_overflow=0, timeout=3)
+    held = fail_a_borrowers_own_connect(pool, connector, monkeypatch, backoff=0.05)
+    start = StartFailsOnce(monkeypatch)
+    record = pool.checkout()
+    assert start.failed == 1
+    assert (pool._retrying, pool._retry_due, pool._opening) == (False, False, 0)
+    stats = pool.get_stats()
+    assert (stats["total"], stats["checked_out"], stats["wait_queue"]) == (2, 2, 0)
+    assert connector.opened - stats["connection_errors"] - connector.closed == 2
+    for taken in (record, held):
+        pool.checkin(taken, taken.lease)
