@@ -19,6 +19,9 @@ A read goes, in this order of precedence, to:
 
 In 5 and 7, a replica with an open ``atomic()`` block comes first: the block's reads
 share its snapshot.
+
+While the Debug Toolbar's panel traces a request, each read's decision and its reason
+are recorded too (``routing/explain.py``); otherwise that costs one global read.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.db import connections
 
+from django_dataflow.backends import tracing
 from django_dataflow.routing import config as routing_config
 from django_dataflow.routing import context as routing
+from django_dataflow.routing import explain
 from django_dataflow.routing.config import ANALYTICS, PRIMARY, DatabaseSet, get_config
 from django_dataflow.routing.health import health
 
@@ -49,6 +54,8 @@ class DataFlowRouter:
         connect_receivers()
 
     def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        if tracing.active and not explain.explaining():  # the Debug Toolbar's panel
+            return explain.traced_read(self, model, hints)
         override = routing.current_override()
         if override is not None and override.target == routing.DATABASE:
             return override.alias
