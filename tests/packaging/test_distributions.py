@@ -27,6 +27,7 @@ IN_THE_SDIST = [
     "mkdocs.yml",
     "django_dataflow/py.typed",
     "django_dataflow/pool/pool.py",
+    "django_dataflow/templates/django_dataflow/debug_toolbar/pool_panel.html",
     "docs/settings.md",
     "docs/design.md",
     "tests/conftest.py",
@@ -39,6 +40,7 @@ IN_THE_WHEEL = [
     "django_dataflow/py.typed",
     "django_dataflow/backends/postgresql/base.py",
     "django_dataflow/management/commands/pool_stats.py",
+    "django_dataflow/templates/django_dataflow/debug_toolbar/pool_panel.html",
 ]
 
 
