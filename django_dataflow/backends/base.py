@@ -328,6 +328,11 @@ class PooledDatabaseWrapperMixin(
             self._dataflow_closing = False
 
     def _close(self) -> None:
+        if self._dataflow_parked and not self._dataflow_closing:
+            # Called directly while the connection is parked (between transactions with
+            # pool_scope="transaction"): the connection meant is the parked one. Taken
+            # back, it is closed below; taken by another thread, there is none to close.
+            self._dataflow_unpark()
         if self._dataflow_lease.record is None:
             return super()._close()
         if not self._dataflow_closing:

@@ -302,3 +302,21 @@ def test_executor_threads_of_async_requests_share_a_pool_of_two(scope):
         assert results == [1] * 100
     else:
         assert timeouts, "the request scope strands the executor threads' connections"
+
+
+def test_close_called_directly_between_transactions_closes_the_parked_connection(wrapper):
+    """Django's ``_close()`` contract ("close the underlying connection, keep referring
+    to it"), as its own suite uses it: after a query gave the connection back."""
+    select_one(wrapper)
+    assert not held(wrapper)
+    pool = wrapper.dataflow_pool
+    opened = pool.get_stats()["connections_created"]
+    wrapper._close()
+    if wrapper.vendor != "sqlite":  # (Django's SQLite is_usable() is always True)
+        assert wrapper.is_usable() is False
+    try:
+        wrapper.close()
+    except Exception:
+        pass  # closing a closed connection raises on MySQL, as with Django's backend
+    assert select_one(wrapper) == 1
+    assert pool.get_stats()["connections_created"] == opened + 1

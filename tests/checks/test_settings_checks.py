@@ -151,6 +151,29 @@ def test_e005_not_raised_for_zero_or_for_other_engines():
     assert checks.pool_settings_messages({"default": stock}) == []
 
 
+# -- E012 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "mysql", "sqlite"])
+def test_e012_transaction_scope_without_autocommit(vendor):
+    message = only(
+        "dataflow.E012", vendor=vendor, pool={"pool_scope": "transaction"}, AUTOCOMMIT=False
+    )
+    assert "AUTOCOMMIT=False with POOL['pool_scope']='transaction'" in message.msg
+    assert "pool_scope" in message.hint
+
+
+def test_e012_not_raised_with_autocommit_or_the_request_scope():
+    assert ids(pool={"pool_scope": "transaction"}) == []
+    assert ids(pool={"pool_scope": "transaction"}, AUTOCOMMIT=True) == []
+    assert ids(pool={"pool_scope": "request"}, AUTOCOMMIT=False) == []
+
+
+def test_pool_scope_takes_only_request_or_transaction():
+    message = only("dataflow.E003", pool={"pool_scope": "statement"})
+    assert "'request', 'transaction'" in message.msg
+
+
 # -- E008 ------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from django.core.signals import request_finished, request_started
 from django.db import connections
 from django.test import override_settings
 
+from django_dataflow.api import pooled_session
 from django_dataflow.routing.context import routing_scope
 from django_dataflow.routing.health import health
 from tests.routing.helpers import where_read
@@ -110,9 +111,11 @@ def test_a_busy_replica_pool_does_not_mark_a_reachable_replica_down(one_connecti
         def long_request():
             request_started.send(sender=None)
             try:
-                assert where_read(Article) == ON_REPLICA  # holds replica1's only connection
-                holding.set()
-                release.wait(30)
+                # Holds replica1's only connection (with either pool_scope).
+                with pooled_session("replica1"):
+                    assert where_read(Article) == ON_REPLICA
+                    holding.set()
+                    release.wait(30)
             finally:
                 request_finished.send(sender=None)
                 connections.close_all()

@@ -38,7 +38,10 @@ TEST_RUNNER = "djsuite_settings.runner.RecordingRunner"
 def pool_options() -> dict:
     """The POOL dict for our engines; DJSUITE_POOL (JSON) overrides the default."""
     raw = os.environ.get("DJSUITE_POOL")
-    return json.loads(raw) if raw else dict(DEFAULT_POOL)
+    options = json.loads(raw) if raw else dict(DEFAULT_POOL)
+    # run.py --pool-scope: how long a connection is held (docs/backends.md).
+    options.setdefault("pool_scope", os.environ.get("DJSUITE_POOL_SCOPE", "request"))
+    return options
 
 
 def database(vendor: str, **entry) -> dict:
