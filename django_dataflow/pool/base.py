@@ -254,8 +254,12 @@ class PoolState:
         self._retry_at = time.monotonic() + delay * (1.0 - random.random() / 2)
         return True
 
-    def _connect_succeeded(self) -> None:
-        # Under the lock.
+    def _connected(self, seconds: float) -> None:
+        """Under the lock: a connect succeeded after ``seconds``. Every physical connect,
+        a borrower's own or an opener's, is counted and goes to the connect-time
+        histogram, and it ends the failed connects' backoff."""
+        self.stats.counters["connections_created"] += 1
+        self.stats.connect_time.observe(seconds)
         self._connect_failures = 0
         self._connect_error = None
         self._retry_at = 0.0

@@ -187,6 +187,7 @@ class OpeningMixin(PoolState):
     def _open_one_for_waiters(self) -> int:
         """Open one connection for the queue; return how many slots the queue needs now
         (reserved, to be opened by this thread and new ones)."""
+        begun = time.monotonic()
         try:
             connection = self.connector.connect()
         except BaseException as error:
@@ -204,13 +205,13 @@ class OpeningMixin(PoolState):
             if retry:
                 return more + self._retry_after_backoff()
             return more
+        seconds = time.monotonic() - begun
         record = ConnectionRecord(
             connection, generation=self._generation, recycle_at=self._recycle_deadline()
         )
         with self._lock:
             self._opening -= 1
-            self.stats.counters["connections_created"] += 1
-            self._connect_succeeded()
+            self._connected(seconds)
             closed = self._closed
             if closed:
                 self._total -= 1

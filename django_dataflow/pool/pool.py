@@ -337,8 +337,9 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
         """Open a new connection in a slot already reserved for the caller. When it fails
         while other connections are open, wait for one of them instead (until
         ``timeout`` from ``started``); with nothing open, raise the connect's error."""
+        begun = time.monotonic()
         try:
-            connection = self._timed_connect()
+            connection = self.connector.connect()
         except BaseException as error:
             waiter = None
             with self._lock:
@@ -365,13 +366,12 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
             except BaseException:
                 self.checkin(grant, lease, discard_reason="interrupted", in_hand=True)
                 raise
+        seconds = time.monotonic() - begun
         record = ConnectionRecord(
             connection, generation=self._generation, recycle_at=self._recycle_deadline()
         )
         with self._lock:
-            self.stats.counters["connections_created"] += 1
-            if self._connect_failures:
-                self._connect_succeeded()
+            self._connected(seconds)
             if self._closed:
                 self._total -= 1
                 closed = True

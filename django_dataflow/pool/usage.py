@@ -11,7 +11,6 @@ nothing about requests. So a park ends a use, and a park later turned into a che
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from typing import Any
 
@@ -25,8 +24,9 @@ USE_ENDED = "dataflow.use_recorded_for"
 
 
 class UsageMixin(ParkingMixin, IntrospectionMixin):
-    """Parking that records the use it ends, the timed connect of checkout, and the
-    histograms in ``get_stats()``."""
+    """Parking that records the use it ends, and the histograms in ``get_stats()``
+    (the connect-time one is filled where connections are opened: base.py's
+    ``_connected``)."""
 
     def get_stats(self) -> dict[str, Any]:
         stats = super().get_stats()
@@ -57,12 +57,3 @@ class UsageMixin(ParkingMixin, IntrospectionMixin):
             use_time = self.stats.use_time
             use_time.counts[bisect_left(USE_BUCKETS, seconds)] += 1
             use_time.total += seconds
-
-    def _timed_connect(self) -> Any:
-        """``connector.connect()``, its duration in the connect-time histogram."""
-        started = time.monotonic()
-        connection = self.connector.connect()
-        elapsed = time.monotonic() - started
-        with self._lock:
-            self.stats.connect_time.observe(elapsed)
-        return connection

@@ -597,6 +597,10 @@ class Chaos:
             f"total {stats['total']}, idle {stats['idle_connections']}, physically open {live}",
         )
         expect(stats["connections_created"] == connects, "connections_created != connects")
+        expect(
+            stats["connect_time_count"] == connects,
+            f"{stats['connect_time_count']} connects timed, {connects} made",
+        )
         expect(stats["connection_errors"] == failed, "connection_errors != failed connects")
         expect(stats["connections_closed"] == closes, "connections_closed != closes")
         expect(stats["timeouts"] == counts["timeouts"], "timeouts != PoolTimeoutErrors raised")

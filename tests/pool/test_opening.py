@@ -300,3 +300,24 @@ def test_with_a_connection_out_failed_connects_fail_no_waiter(make_pool, connect
         thread.join(5)
     assert outcomes == [held] * 3
     assert pool.get_stats()["connection_errors"] >= 2
+
+
+def test_every_connect_is_timed_in_the_connect_time_histogram(make_pool, connector):
+    # A borrower's own connect and the openers' background connects alike: the
+    # histogram (Prometheus ..._connect_seconds, OpenTelemetry create_time) counts every
+    # connection opened, and their time.
+    connector.connect_seconds = 0.02
+    pool = make_pool(pool_size=8, max_overflow=0, timeout=10, max_opening=2)
+
+    records, errors = checkouts_in_threads(pool, 8, keep=True)  # nothing comes back
+
+    assert errors == [] and len(records) == 8
+    background = [t for t in connector.connecting_threads if t.name.startswith("dataflow-open")]
+    assert len(background) == 7  # the first borrower connected in its own thread
+    stats = pool.get_stats()
+    assert stats["connections_created"] == connector.opened == 8
+    assert stats["connect_time_count"] == 8
+    assert stats["connect_time_total"] >= 8 * 0.02
+    assert stats["connect_time_le_0.01"] == 0  # none was counted as instant
+    for record in records:
+        pool.checkin(record, record.lease)
