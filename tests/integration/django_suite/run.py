@@ -587,8 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = " + postgres_tests on PostgreSQL" if args.default_modules else ""
     scope = f", pool_scope={args.pool_scope!r}"
     print(
-        f"Django {args.django} suite ({' '.join(args.modules)}{extra}{scope}) "
-        f"with {sys.executable}"
+        f"Django {args.django} suite ({' '.join(args.modules)}{extra}{scope}) with {sys.executable}"
     )
     print(f"Logs and per-test records: {args.run_dir}")
     for target in targets:
