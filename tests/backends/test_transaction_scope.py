@@ -319,3 +319,66 @@ def test_close_called_directly_between_transactions_closes_the_parked_connection
         wrapper.close()  # as with Django's own backend
     assert select_one(wrapper) == 1
     assert pool.get_stats()["connections_created"] == opened + 1
+
+
+def test_a_connection_shared_with_other_threads_is_kept(wrapper):
+    """``allow_thread_sharing`` (LiveServerTestCase): another thread may be using the
+    connection, so it is not given back between queries."""
+    wrapper.inc_thread_sharing()
+    try:
+        first = backend_pid(wrapper)
+        assert held(wrapper)
+        assert backend_pid(wrapper) == first
+    finally:
+        wrapper.dec_thread_sharing()
+    select_one(wrapper)
+    assert not held(wrapper)
+
+
+def test_debug_cursors_give_the_connection_back_too(wrapper):
+    """With DEBUG or CaptureQueriesContext, Django wraps cursors in its debug wrapper."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(wrapper) as captured:
+        select_one(wrapper)
+        assert not held(wrapper)
+        select_one(wrapper)
+    assert len(captured.captured_queries) == 2
+    assert not held(wrapper)
+
+
+def test_a_session_advisory_lock_stays_with_the_pooled_session():
+    """A session-level lock taken inside ``pooled_session()`` is held by the session the
+    block's later queries run on, even when another thread checks out a connection in
+    between (without the block, it would get the locking session)."""
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("pg_advisory_lock is PostgreSQL's")
+    wrapper = scoped_wrapper(pool_thread_affinity=False)
+    original = connections["default"]
+    connections["default"] = wrapper
+    other_holds, release_other = threading.Event(), threading.Event()
+
+    def other_request():
+        twin = wrapper.__class__(wrapper.settings_dict, "default")
+        try:
+            twin.ensure_connection()  # holds a connection (no cursor closed yet)
+            other_holds.set()
+            release_other.wait(10)
+        finally:
+            twin.close()
+
+    other = threading.Thread(target=other_request)
+    try:
+        with pooled_session():
+            with wrapper.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(4242)")
+            other.start()
+            assert other_holds.wait(10)
+            with wrapper.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(4242)")
+                assert cursor.fetchone()[0] is True  # the same session holds the lock
+    finally:
+        release_other.set()
+        other.join(10)
+        connections["default"] = original
+        wrapper.close()

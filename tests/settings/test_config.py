@@ -718,3 +718,13 @@ def test_a_settings_module_can_build_databases_with_dataflowconfig(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == str(tmp_path.resolve() / "db.sqlite3")
     assert "System check identified no issues" in done.stdout
+
+
+@pytest.mark.parametrize("vendor_url", ["postgresql://u@h/db", "mysql://u@h/db", "sqlite:///x.db"])
+def test_pool_scope_from_the_config_and_from_a_url(vendor_url):
+    by_field = DataFlowConfig(database_url=vendor_url, pool_scope="transaction").as_database()
+    by_query = DataFlowConfig(database_url=f"{vendor_url}?pool_scope=transaction").as_database()
+    assert by_field["POOL"]["pool_scope"] == by_query["POOL"]["pool_scope"] == "transaction"
+    assert DataFlowConfig(database_url=vendor_url).as_database()["POOL"]["pool_scope"] == "request"
+    with pytest.raises(ImproperlyConfigured, match="pool_scope"):
+        DataFlowConfig(database_url=vendor_url, pool_scope="statement")
