@@ -17,6 +17,9 @@ underneath; they differ only in what happens when Django connects and closes:
                           PRE_PING=False.
 ``dbcp+preping``          the same with its default PRE_PING=True.
 ``ours``                  django_dataflow, pool_pre_ping=False.
+``ours+transaction``      django_dataflow, pool_pre_ping=False,
+                          pool_scope="transaction": the connection goes back
+                          after each autocommit query.
 ``ours+preping``          django_dataflow, pool_pre_ping=True with the default
                           bypass window (a connection idle < 0.5 s is not pinged).
 ``ours+ping-always``      pool_pre_ping=True, pool_pre_ping_bypass=0: a ping on
@@ -62,6 +65,7 @@ CONTENDER_KEYS = (
     "dbcp",
     "dbcp+preping",
     "ours",
+    "ours+transaction",
     "ours+preping",
     "ours+ping-always",
 )
@@ -165,9 +169,11 @@ def _entry(
             "pool_size": shape.size,
             "pool_max_overflow": shape.overflow,
             "pool_recycle": shape.recycle,
-            "pool_pre_ping": key != "ours",
+            "pool_pre_ping": key in ("ours+preping", "ours+ping-always"),
             "pool_timeout": shape.timeout,
         }
+        if key == "ours+transaction":
+            entry["POOL"]["pool_scope"] = "transaction"
         if key == "ours+ping-always":
             entry["POOL"]["pool_pre_ping_bypass"] = 0
     else:  # pragma: no cover - guarded by CONTENDER_KEYS

@@ -12,7 +12,10 @@ measures every contender on every vendor asked for:
     from a warm one;
 (spike) HikariCP's spike-demand test on PostgreSQL: every connect delayed 150 ms by a
     proxy (delay_proxy.py), a pool of 5 that may grow to 50, a burst of 50 threads
-    making one 2 ms query each: connections open at the end and the burst's time.
+    making one 2 ms query each: connections open at the end and the burst's time;
+(c) requests that wait 100 ms on an external call between two queries, 200 threads, 50
+    threads and 200 ASGI tasks at once, pool 20 + 30, request scope against
+    transaction scope: requests served, errors, p50/p99, server sessions at most.
 
 A table goes to stdout and everything (samples included) to a JSON file.
 See docs/benchmarks.md for the method and the latest results.
@@ -41,7 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--vendors", default="postgresql,mysql,sqlite")
     parser.add_argument(
-        "--workloads", default="a,b,spike", help="any of a, b, spike (or c), comma-separated"
+        "--workloads", default="a,b,c,spike", help="any of a, b, c, spike, comma-separated"
     )
     parser.add_argument(
         "--contenders",
@@ -78,6 +81,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--spike-query-ms", type=float, default=2.0, help="(spike) pg_sleep of each query"
     )
+    parser.add_argument("--c-runs", type=int, help="(c) runs per contender and variant [5, 1]")
+    parser.add_argument("--c-requests", type=int, default=200, help="(c) requests at once")
+    parser.add_argument("--c-inflight", type=int, default=50, help="(c) the p99 comparison's")
+    parser.add_argument("--c-sleep-ms", type=float, default=100.0, help="(c) external call")
+    parser.add_argument("--c-timeout", type=float, default=10.0, help="(c) pool_timeout, s")
     parser.add_argument(
         "--quiet-cpu",
         type=float,
@@ -120,6 +128,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "blocks": 3 if quick else 20,
         "runs": 1 if quick else 7,
         "spike_runs": 2 if quick else 7,
+        "c_runs": 1 if quick else 5,
         "threads": 20 if quick else 50,
         "requests": 300 if quick else 2000,
         "b_warmup": 100 if quick else 500,
@@ -133,8 +142,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.a_modes = [m.strip() for m in args.a_modes.split(",") if m.strip()]
     args.vendors = [v.strip() for v in args.vendors.split(",") if v.strip()]
     args.workloads = {w.strip() for w in args.workloads.split(",") if w.strip()}
-    if "c" in args.workloads:
-        args.workloads = (args.workloads - {"c"}) | {"spike"}
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()] or None
     return args
 
@@ -187,9 +194,11 @@ def main(argv: list[str]) -> int:
         dispose,
         probe,
     )
+    from benchmarks.external_calls import build_c_contenders, run_c
     from benchmarks.machine import load_average, machine_info, receivers_of_request_signals
     from benchmarks.phases import profile, run_a, run_b
     from benchmarks.report import check_targets, render
+    from benchmarks.report_c import check_targets_c
     from benchmarks.servers import open_monitor
     from benchmarks.spike import run_spike
 
@@ -247,11 +256,18 @@ def main(argv: list[str]) -> int:
                 )
             except Exception as exc:
                 spike_problem = f"delaying proxy: {type(exc).__name__}: {exc}"[:200]
-    apps = configure_django(
-        databases_setting(contenders + spike_contenders), with_app=not args.no_app
-    )
-    check_imports(contenders + spike_contenders)
-    for contender in contenders + spike_contenders:
+    # Workload (c)'s contenders: aliases of their own, with --c-timeout as pool_timeout.
+    c_contenders = []
+    if "c" in args.workloads and args.profile is None:
+        c_shape = PoolShape(size=shape.size, overflow=shape.overflow, timeout=args.c_timeout)
+        c_contenders = build_c_contenders(args.vendors, args.contenders, c_shape, client_params)
+        for contender in c_contenders:
+            if contender.vendor in vendor_problems and contender.available:
+                contender.unavailable = vendor_problems[contender.vendor]
+    everyone = contenders + spike_contenders + c_contenders
+    apps = configure_django(databases_setting(everyone), with_app=not args.no_app)
+    check_imports(everyone)
+    for contender in everyone:
         probe(contender)
 
     if args.profile:
@@ -282,6 +298,15 @@ def main(argv: list[str]) -> int:
                 "work_ms": args.work_ms,
                 "warmup": args.b_warmup,
                 "quiet_cpu_pct": args.quiet_cpu,
+                "pool_size": shape.size,
+                "max_overflow": shape.overflow,
+            },
+            "c": {
+                "runs": args.c_runs,
+                "requests": args.c_requests,
+                "inflight": args.c_inflight,
+                "sleep_ms": args.c_sleep_ms,
+                "timeout": args.c_timeout,
                 "pool_size": shape.size,
                 "max_overflow": shape.overflow,
             },
@@ -328,6 +353,9 @@ def main(argv: list[str]) -> int:
                         "(b); MariaDB's Connections counter is server-wide, so counts may "
                         "include theirs"
                     )
+            if "c" in args.workloads:
+                mine_c = [c for c in c_contenders if c.vendor == vendor]
+                vendor_result["c"] = run_c(mine_c, monitors[vendor], args, log)
             if "spike" in args.workloads and vendor == "postgresql":
                 if spike_problem:
                     vendor_result["notes"].append(f"spike not run: {spike_problem}")
@@ -351,7 +379,7 @@ def main(argv: list[str]) -> int:
                 vendor_result.get("b", {}).get("summary"),
                 shape.limit,
                 vendor_result.get("spike", {}).get("summary"),
-            )
+            ) + check_targets_c(vendor, vendor_result.get("c"), result["params"]["c"])
         vendor_result["contenders"] = [
             {
                 "key": c.key,

@@ -1,7 +1,8 @@
 """The benchmark's target verdicts show how far the runs behind a median ratio spread
 (benchmarks/report.py): a verdict inside that spread is not a result. The cold-burst p99
 target is withdrawn; the spike workload's targets (connections open at the end of the
-burst, burst time against the native pool) stand in its place."""
+burst, burst time against the native pool) stand in its place. Workload (c) has targets
+on transaction scope: every request served, sessions, p99 against request scope."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from benchmarks.report import (
     summarize_b,
     summarize_spike,
 )
+from benchmarks.report_c import check_targets_c, summarize_c
 
 
 def run(ours_p99: float, native_p99: float) -> dict:
@@ -143,3 +145,100 @@ def test_render_shows_the_spike_table():
     assert "every connect delayed 150 ms" in text
     assert "| ours | 7 | 30 | 1.200x |" in text
     assert "| dbcp | 45 | 230 | 9.200x |" in text
+
+
+def c_run(request_p99: float, txn_p99: float, txn_sessions: int, requests: int = 200) -> dict:
+    def measured(p99: float, sessions: int, served: int = requests) -> dict:
+        return {
+            "requests": requests,
+            "served": served,
+            "errors": requests - served,
+            "timeouts": requests - served,
+            "first_error": None if served == requests else "PoolTimeout: waited 10 s",
+            "p50_ms": p99 - 20.0,
+            "p99_ms": p99,
+            "max_ms": p99 + 1.0,
+            "wall_s": 0.5,
+            "sessions_max": sessions,
+            "pool_total_max": sessions,
+            "checked_out_max": sessions,
+            "samples": 40,
+            "created": sessions,
+            "leftover": 0,
+        }
+
+    return {"ours": measured(request_p99, 50), "ours+transaction": measured(txn_p99, txn_sessions)}
+
+
+def c_result(summary: dict) -> dict:
+    params = {
+        "runs": 2,
+        "requests": 200,
+        "inflight": 50,
+        "sleep_ms": 100.0,
+        "timeout": 10.0,
+        "pool_size": 20,
+        "max_overflow": 30,
+    }
+    contenders = [
+        {"key": k, "alias": f"pgc_{k}", "unavailable": None, "settings": {}}
+        for k in ("ours", "ours+transaction")
+    ]
+    c = {"summary": summary, "contenders": contenders}
+    return {
+        "params": {"c": params},
+        "vendors": {
+            "postgresql": {
+                "server": "PostgreSQL 15",
+                "c": c,
+                "targets": check_targets_c("postgresql", c, params),
+            }
+        },
+    }
+
+
+def test_workload_c_targets_and_table():
+    """(c): every request served with at most pool_size sessions at 200 at once, and the
+    p99 at 50 in flight within 1.2 x of request scope's, as the median of per-run ratios."""
+    summary = {
+        "threads-200 warm": summarize_c(
+            [c_run(400.0, 200.0, 18), c_run(420.0, 210.0, 23)], ["ours", "ours+transaction"]
+        ),
+        "threads-50 warm": summarize_c(
+            [c_run(120.0, 132.0, 7, 50), c_run(100.0, 125.0, 9, 50)],
+            ["ours", "ours+transaction"],
+        ),
+    }
+    result = c_result(summary)
+    checks = verdicts(result["vendors"]["postgresql"]["targets"])
+    assert checks["(c, threads-200 warm) transaction scope serves every request, 0 errors"] == (
+        "200/200 (least of runs), 0 errors",
+        True,
+    )
+    assert checks["(c, threads-200 warm) transaction scope sessions <= 20"] == (
+        "23 (18-23)",
+        False,
+    )
+    assert checks["(c, threads-50 warm) transaction p99 / request p99 <= 1.20"] == (
+        "1.175x (1.10-1.25 in 2)",
+        True,
+    )
+    # No served/sessions target at 50 in flight: that size is for the p99 comparison.
+    assert not any(t.startswith("(c, threads-50 warm) transaction scope s") for t in checks)
+
+    text = render(result, markdown=True)
+    assert "pool 20+30, pool_timeout 10 s" in text
+    assert "| threads-200 warm | request scope | 200/200 | 0 (0) | 390 | 410 |  | 50 |" in text
+    assert "| threads-200 warm | transaction scope | 200/200 | 0 (0) | 185 | 205 | 0.500x" in text
+
+
+def test_workload_c_counts_timeouts_as_unserved():
+    runs = [c_run(400.0, 200.0, 20)]
+    runs[0]["ours+transaction"].update(served=190, errors=10, timeouts=10)
+    summary = {"asgi-200 cold": summarize_c(runs, ["ours", "ours+transaction"])}
+    checks = verdicts(c_result(summary)["vendors"]["postgresql"]["targets"])
+    assert checks["(c, asgi-200 cold) transaction scope serves every request, 0 errors"] == (
+        "190/200 (least of runs), 10 errors",
+        False,
+    )
+    assert checks["(c, asgi-200 cold) transaction scope sessions <= 20"] == ("20", True)
