@@ -9,6 +9,7 @@ raised here; see docs/design.md, "Configuration: errors vs system checks".
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 
 
 class DjangoDataflowAppConfig(AppConfig):
@@ -35,3 +36,24 @@ class DjangoDataflowAppConfig(AppConfig):
         backends.install_process_hooks()
         router.connect_receivers()
         publisher.install()
+        install_opentelemetry()
+
+
+def install_opentelemetry() -> bool:
+    """Create the pools' OpenTelemetry instruments when settings.DATAFLOW_OPENTELEMETRY
+    is True (read once, here). Off, nothing is imported and the pools are untouched.
+    A wrong value or a missing opentelemetry-api is left to the system checks
+    (dataflow.E011, dataflow.E013). Returns whether the instruments exist."""
+    from django_dataflow import conf
+
+    try:
+        if not conf.opentelemetry_enabled():
+            return False
+    except ImproperlyConfigured:
+        return False
+    try:
+        from django_dataflow.monitoring import opentelemetry
+    except ImportError:
+        return False
+    opentelemetry.install()
+    return True

@@ -29,6 +29,7 @@ METRICS_TOKEN = "DATAFLOW_METRICS_TOKEN"
 APPLICATION_NAME_PREFIX = "DATAFLOW_APPLICATION_NAME_PREFIX"
 WORKER_PROCESSES = "DATAFLOW_WORKER_PROCESSES"
 ROUTING = "DATAFLOW_ROUTING"
+OPENTELEMETRY = "DATAFLOW_OPENTELEMETRY"
 
 # Where the worker count comes from when the setting is not given (gunicorn and uvicorn
 # read it too).
@@ -73,6 +74,16 @@ def publish_enabled() -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(
             f"settings.{STATS_PUBLISH} must be True or False, not {value!r}."
+        )
+    return value
+
+
+def opentelemetry_enabled() -> bool:
+    """Export the pools' OpenTelemetry metrics (read once, by AppConfig.ready())."""
+    value = getattr(settings, OPENTELEMETRY, False)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(
+            f"settings.{OPENTELEMETRY} must be True or False, not {_short(value)}."
         )
     return value
 
@@ -218,6 +229,7 @@ def settings_problems() -> list[str]:
         check_thresholds,
         metrics_token,
         application_name_prefix,
+        opentelemetry_enabled,
     )
     problems = []
     for read in readers:

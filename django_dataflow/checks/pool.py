@@ -6,6 +6,7 @@ and report *all* problems at once, each with a stable id and a hint (docs/checks
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,10 @@ WORKER_SETTING_ID = "dataflow.E007"
 MONITORING_SETTING_ID = "dataflow.E011"
 IGNORED_POOL_ID = "dataflow.W005"
 STATS_DIR_ID = "dataflow.W006"
+OPENTELEMETRY_ID = "dataflow.E013"
+# What DATAFLOW_OPENTELEMETRY needs, and the command that installs it.
+OPENTELEMETRY_MODULE = "opentelemetry.metrics"
+OPENTELEMETRY_INSTALL = 'pip install "django-dataflow[opentelemetry]"'
 
 
 def register_checks() -> None:
@@ -53,6 +58,7 @@ def register_checks() -> None:
         check_ignored_pool_settings,
         check_monitoring_settings,
         check_stats_dir,
+        check_opentelemetry,
     ):
         register(check, "dataflow")
 
@@ -165,6 +171,28 @@ def check_stats_dir(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
                 "directory of the app's user that only it can write, whose parents only "
                 "it or root can write (docs/monitoring.md).",
                 id=STATS_DIR_ID,
+            )
+        ]
+    return []
+
+
+def check_opentelemetry(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """dataflow.E013: DATAFLOW_OPENTELEMETRY is True, but opentelemetry-api is missing
+    (AppConfig.ready() then exports nothing, and says nothing)."""
+    try:
+        if not conf.opentelemetry_enabled():
+            return []
+    except ImproperlyConfigured:
+        return []  # E011 says what is wrong
+    try:
+        importlib.import_module(OPENTELEMETRY_MODULE)
+    except ImportError as error:
+        return [
+            Error(
+                f"settings.{conf.OPENTELEMETRY} is True, but opentelemetry-api cannot be "
+                f"imported ({error}): no OpenTelemetry metrics of the pools are exported.",
+                hint=f"{OPENTELEMETRY_INSTALL}, or set settings.{conf.OPENTELEMETRY} = False.",
+                id=OPENTELEMETRY_ID,
             )
         ]
     return []

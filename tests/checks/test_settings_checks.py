@@ -318,6 +318,7 @@ def test_every_check_id_is_documented_with_a_fix():
         checks.MONITORING_SETTING_ID,
         checks.IGNORED_POOL_ID,
         checks.STATS_DIR_ID,
+        checks.OPENTELEMETRY_ID,
     }
     documented = set(re.findall(r"^## (dataflow\.[EWI]\d{3}) ", text, flags=re.MULTILINE))
     assert documented == used

@@ -158,6 +158,14 @@ DATAFLOW_SETTINGS = {
         "Prefix of PostgreSQL's `application_name`; `None`: set none.",
         "E011",
     ),
+    conf.OPENTELEMETRY: (
+        "bool",
+        "`False`",
+        "Report the pools' OpenTelemetry metrics `db.client.connection.*` "
+        "([monitoring](monitoring.md#opentelemetry)); read when Django starts; "
+        'needs `pip install "django-dataflow[opentelemetry]"`.',
+        "E011, E013",
+    ),
 }
 
 
