@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django_dataflow.pool.connector import Connector
 from django_dataflow.pool.leaks import LeakDetector
@@ -153,6 +153,8 @@ class PoolState:
 
         def _discard(self, discarded: list[tuple[ConnectionRecord, str]]) -> None: ...
 
+        def _give_back_slot(self) -> None: ...
+
         # Provided by opening.py.
 
         def _serve_queue(self) -> int: ...
@@ -162,12 +164,14 @@ class PoolState:
     # -- lending -------------------------------------------------------------------------
 
     def _lend(self, record: ConnectionRecord, thread: threading.Thread, now: float) -> None:
-        # Under the lock.
-        record.lease = next(self._leases)
+        # Under the lock. The lease last: a lend that an asynchronous exception interrupts
+        # leaves a record without a lease (at most in _out), which is not lent.
+        lease = next(self._leases)
+        self._out.add(record)
         record.holder = thread
         record.last_checkout_at = now
-        self._out.add(record)
         self._checkouts += 1
+        record.lease = lease
 
     def _lend_to_oldest_waiter(self, record: ConnectionRecord, now: float) -> None:
         # Under the lock, with at least one waiter: the connection becomes its grant.
@@ -257,18 +261,45 @@ class PoolState:
     def _connected(self, seconds: float) -> None:
         """Under the lock: a connect succeeded after ``seconds``. Every physical connect,
         a borrower's own or an opener's, is counted and goes to the connect-time
-        histogram, and it ends the failed connects' backoff."""
-        self.stats.counters["connections_created"] += 1
+        histogram, and it ends the failed connects' backoff. Counted last: interrupted
+        before, the connection is not counted yet (see ``_drop_new_connection``)."""
         self.stats.connect_time.observe(seconds)
         self._connect_failures = 0
         self._connect_error = None
         self._retry_at = 0.0
+        self.stats.counters["connections_created"] += 1
 
     def _recycle_deadline(self) -> float | None:
         if not self.recycle:
             return None
         lifetime = self.recycle * (1.0 - random.random() * RECYCLE_JITTER)
         return time.monotonic() + lifetime
+
+    def _drop_new_connection(
+        self, connection: Any, record: ConnectionRecord | None, *, counted: bool
+    ) -> None:
+        """Outside the lock: a borrower's connect succeeded, and what followed was
+        interrupted (an asynchronous exception) or found the pool closed. A connection
+        lent already is given back like any other; otherwise it is closed and its slot
+        freed for the queue. ``counted``: ``_connected`` counted it."""
+        if record is not None:
+            with self._lock:
+                lease = record.lease
+                if not lease:
+                    self._out.discard(record)  # (a lend interrupted half-way)
+            if lease:
+                self.checkin(record, lease, in_hand=True)
+                return
+        try:
+            self.connector.close(connection)
+        except Exception:  # it is being thrown away; nothing useful to do
+            logger.debug("Error closing a connection of %r.", self.name, exc_info=True)
+        finally:
+            with self._lock:
+                if not counted:
+                    self.stats.counters["connections_created"] += 1
+                self.stats.counters["connections_closed"] += 1
+            self._give_back_slot()
 
     def _close_quietly(self, record: ConnectionRecord) -> None:
         # Outside the lock.

@@ -338,51 +338,56 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
         while other connections are open, wait for one of them instead (until
         ``timeout`` from ``started``); with nothing open, raise the connect's error."""
         begun = time.monotonic()
+        connection = record = None
+        counted = False
         try:
             connection = self.connector.connect()
-        except BaseException as error:
-            waiter = None
+            seconds = time.monotonic() - begun
+            record = ConnectionRecord(
+                connection, generation=self._generation, recycle_at=self._recycle_deadline()
+            )
+            # Each step leaves what the except below undoes (an asynchronous exception:
+            # KeyboardInterrupt, a gevent Timeout): the lend gives the lease last.
             with self._lock:
-                self._total -= 1
-                if (
-                    self._connect_failed(error)
-                    and isinstance(error, Exception)
-                    and not self._closed
-                ):
-                    waiter = self._queue(thread, started)
-                else:
-                    openers = self._serve_queue()
+                self._connected(seconds)
+                counted = True
+                if not self._closed:
+                    self._lend(record, thread, time.monotonic())
+            if not record.lease:
+                raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
+            logger.debug("Opened a new connection for %r (%d open).", self.name, self._total)
+            return record
+        except BaseException as error:
+            if connection is not None:
+                self._drop_new_connection(connection, record, counted=counted)
+                raise
+            waiter = self._queue_after_failed_connect(error, thread, started)
             if waiter is None:
-                if openers:
-                    self._start_openers(openers)
                 raise
-            logger.debug("Opening a connection for %r failed: %s", self.name, error)
-            grant = self._wait(waiter, started, timeout)
-            if grant is MAY_CONNECT:
-                return self._open_for(thread, started, timeout)
-            lease, now = grant.lease, time.monotonic()
-            try:
-                return self._make_ready(grant, thread, now, started + timeout - now)
-            except BaseException:
-                self.checkin(grant, lease, discard_reason="interrupted", in_hand=True)
-                raise
-        seconds = time.monotonic() - begun
-        record = ConnectionRecord(
-            connection, generation=self._generation, recycle_at=self._recycle_deadline()
-        )
+        grant = self._wait(waiter, started, timeout)
+        if grant is MAY_CONNECT:
+            return self._open_for(thread, started, timeout)
+        lease, now = grant.lease, time.monotonic()
+        try:
+            return self._make_ready(grant, thread, now, started + timeout - now)
+        except BaseException:
+            self.checkin(grant, lease, discard_reason="interrupted", in_hand=True)
+            raise
+
+    def _queue_after_failed_connect(
+        self, error: BaseException, thread: threading.Thread, started: float
+    ) -> Waiter | None:
+        """A borrower's own connect failed: give its slot back, and queue the borrower
+        when connections are open (one may come back); None: raise the error."""
+        logger.debug("Opening a connection for %r failed: %s", self.name, error)
         with self._lock:
-            self._connected(seconds)
-            if self._closed:
-                self._total -= 1
-                closed = True
-            else:
-                self._lend(record, thread, time.monotonic())
-                closed = False
-        if closed:
-            self._close_quietly(record)
-            raise PoolClosedError(f"The connection pool {self.name!r} was closed.")
-        logger.debug("Opened a new connection for %r (%d open).", self.name, self._total)
-        return record
+            self._total -= 1
+            if self._connect_failed(error) and isinstance(error, Exception) and not self._closed:
+                return self._queue(thread, started)
+            openers = self._serve_queue()
+        if openers:
+            self._start_openers(openers)
+        return None
 
     # -- internals of checkin --------------------------------------------------------
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from django_dataflow.pool import ConnectionPool
+from django_dataflow.pool import ConnectionPool, PoolTimeoutError
 from tests.pool.connectors import SessionLimitedConnector
 from tests.pool.test_opening import queued_checkouts
 
@@ -217,3 +217,99 @@ def test_a_backoff_sleeper_that_cannot_be_started_gives_its_slot_back(
     assert connector.opened - stats["connection_errors"] - connector.closed == 2
     for taken in (record, held):
         pool.checkin(taken, taken.lease)
+
+
+def interrupt_once(after=None):
+    """A stand-in that raises Interrupted the first time it is called (after calling
+    ``after``, when given), and then calls ``after``."""
+    calls = []
+
+    def call(*args, **kwargs):
+        result = after(*args, **kwargs) if after is not None else None
+        if not calls:
+            calls.append(1)
+            raise Interrupted
+        return result
+
+    return call
+
+
+@pytest.mark.parametrize(
+    "where", ["making the record", "before the lend", "half-way through the lend", "once lent"]
+)
+def test_a_borrowers_connect_interrupted_after_it_returned_strands_nothing(
+    make_pool, connector, monkeypatch, where
+):
+    # An asynchronous exception (KeyboardInterrupt, a gevent Timeout) between the connect
+    # and the checkout's return: the connection is given back or closed, its slot freed.
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=2)
+    if where == "making the record":
+        monkeypatch.setattr("django_dataflow.pool.pool.ConnectionRecord", interrupt_once())
+    elif where == "before the lend":
+        monkeypatch.setattr(pool, "_lend", interrupt_once())
+    elif where == "half-way through the lend":
+        monkeypatch.setattr(pool, "_lend", interrupt_once(lambda record, *_: pool._out.add(record)))
+    else:
+        monkeypatch.setattr(pool, "_lend", interrupt_once(pool._lend))
+    with pytest.raises(Interrupted):
+        pool.checkout()  # nothing is open: the borrower connects in its own thread
+    monkeypatch.undo()
+    stats = pool.get_stats()
+    physically_open = connector.opened - connector.closed
+    assert stats["total"] == physically_open == stats["idle_connections"]
+    assert (stats["checked_out"], stats["checkouts"] - stats["checkins"]) == (0, 0)
+    assert stats["connections_created"] == connector.opened == 1
+    assert stats["connections_closed"] == connector.closed
+    assert pool._out == set()
+    # The whole limit can be checked out, and not one more.
+    held = [pool.checkout(timeout=1), pool.checkout(timeout=1)]
+    with pytest.raises(PoolTimeoutError):
+        pool.checkout(timeout=0.05)
+    for record in held:
+        pool.checkin(record, record.lease)
+
+
+def test_a_connect_interrupted_after_it_returned_serves_the_queue_with_its_slot(
+    make_pool, connector, monkeypatch
+):
+    # A borrower replacing an invalidated connection is interrupted once its connect
+    # returned: the waiter behind it gets the freed slot (or the connection).
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=3)
+    held = pool.checkout()
+    spare = pool.checkout()
+    pool.checkin(spare, spare.lease)
+    spare.invalidate()
+    entered, gate = threading.Event(), threading.Event()
+    original = connector.connect
+
+    def slow_connect():
+        entered.set()
+        gate.wait(5)  # until the waiter has queued
+        return original()
+
+    connector.connect = slow_connect
+    monkeypatch.setattr("django_dataflow.pool.pool.ConnectionRecord", interrupt_once())
+    interrupted = []
+
+    def borrow():
+        try:
+            pool.checkout()
+        except Interrupted:
+            interrupted.append(1)
+
+    borrower = threading.Thread(target=borrow)
+    borrower.start()
+    assert entered.wait(5)
+    outcomes, (waiter,) = queued_checkouts(pool, 1)
+    connector.connect = original
+    gate.set()
+    borrower.join(5)
+    waiter.join(5)
+    monkeypatch.undo()
+    assert interrupted == [1]
+    assert len(outcomes) == 1 and not isinstance(outcomes[0], BaseException), outcomes
+    stats = pool.get_stats()
+    assert (stats["total"], stats["checked_out"], stats["wait_queue"]) == (2, 2, 0)
+    assert connector.opened - connector.closed == 2
+    for record in (held, outcomes[0]):
+        pool.checkin(record, record.lease)
