@@ -44,7 +44,11 @@ from django_dataflow.backends.connector import DjangoConnector
 from django_dataflow.backends.lease import LastPool, Lease, return_lease
 from django_dataflow.backends.parking import ParkingWrapperMixin
 from django_dataflow.backends.pools import PoolChoiceMixin, install_process_hooks
-from django_dataflow.backends.scope import TRANSACTION, TransactionScopeMixin
+from django_dataflow.backends.scope import (
+    TRANSACTION,
+    TRANSACTION_OVERFLOW_DELAY,
+    TransactionScopeMixin,
+)
 from django_dataflow.backends.server import ServerQueries
 from django_dataflow.errors import PoolClosed, PoolTimeout
 from django_dataflow.pool import ConnectionPool, PoolClosedError, PoolTimeoutError, registry
@@ -306,6 +310,9 @@ class PooledDatabaseWrapperMixin(
             events=events.SignalEvents(self.__class__, self.alias),
             target=str(self.settings_dict["NAME"]),
             vendor=self.vendor,
+            overflow_delay=TRANSACTION_OVERFLOW_DELAY
+            if options["pool_scope"] == TRANSACTION
+            else 0.0,
             **pool_arguments(options),
         )
 

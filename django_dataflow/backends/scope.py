@@ -43,6 +43,12 @@ else:
 
 REQUEST = "request"
 TRANSACTION = "transaction"
+# The engine's overflow_delay under the transaction scope: a waiter waits this long for a
+# connection to come back before the pool opens one beyond pool_size for it. Connections
+# are held for a transaction, not a request, and come back within milliseconds, so a
+# burst is served by the pool_size connections instead of opening the overflow (measured
+# with benchmarks/run.py --workloads c; docs/design.md). The request scope opens at once.
+TRANSACTION_OVERFLOW_DELAY = 0.2
 
 
 class _ScopedCursor:

@@ -74,6 +74,7 @@ class PoolState:
         thread_affinity: bool = True,
         max_opening: int = 2,
         vendor: str = "",
+        overflow_delay: float = 0.0,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
@@ -81,6 +82,8 @@ class PoolState:
             raise ValueError("max_overflow must not be negative")
         if max_opening < 1:
             raise ValueError("max_opening must be at least 1")
+        if not 0 <= overflow_delay < threading.TIMEOUT_MAX:
+            raise ValueError("overflow_delay must be a number of seconds >= 0")
         self.name = name
         # What the connections lead to (a database name), for messages and for closing
         # every pool on a database before it is dropped.
@@ -97,6 +100,10 @@ class PoolState:
         self.pre_ping_bypass = pre_ping_bypass
         self.overflow_idle_timeout = overflow_idle_timeout
         self.max_opening = max_opening
+        # A waiter must have waited this long before the pool opens a connection beyond
+        # pool_size for it (opening.py): with connections held for one transaction at a
+        # time, one comes back within milliseconds, and a burst need not open overflow.
+        self.overflow_delay = overflow_delay
         self.leaks = LeakDetector(leak_threshold, leak_action, leak_check_interval)
         self.events = events
         # Parking is off with leak detection: a parked connection is not "held".

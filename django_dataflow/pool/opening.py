@@ -53,7 +53,7 @@ import time
 from django_dataflow.pool.base import PoolState
 from django_dataflow.pool.record import ConnectionRecord
 from django_dataflow.pool.reporting import log_extra
-from django_dataflow.pool.waiting import ConnectFailed
+from django_dataflow.pool.waiting import ConnectFailed, Waiter
 
 logger = logging.getLogger("django_dataflow.pool")
 
@@ -78,15 +78,51 @@ class OpeningMixin(PoolState):
         if self._retry_at and (self._retrying or time.monotonic() < self._retry_at):
             return self._serve_queue_backing_off()
         at_once = max(self.max_opening, (self._total - self._opening) // SLOW_START_SHARE)
+        now = time.monotonic() if self.overflow_delay else 0.0
         while (
             self._opening < at_once
             and self._total < self.max_connections
             and len(self._waiters) > self._opening
+            and (self._total < self.pool_size or self._waited_for_overflow(now))
         ):
             self._opening += 1
             self._total += 1
             started += 1
         return started
+
+    def _waited_for_overflow(self, now: float) -> bool:
+        """Under the lock: may the next opener open a connection beyond ``pool_size``?
+        With an ``overflow_delay``, only for a waiter that has waited that long (the
+        oldest: it is the one an opener serves first), and only while no other connect
+        runs: a waiter may be waiting for that connect (the pool's first connections,
+        opened for a burst), not for a connection held too long."""
+        if not self.overflow_delay:
+            return True
+        return not self._opening and self._waiters[0].since <= now - self.overflow_delay
+
+    def _wait_for_overflow(self, waiter: Waiter, remaining: float) -> float:
+        """Outside the lock, queued, with an ``overflow_delay``: wait until the waiter
+        has waited that long, then, if nothing was handed over, let the openers open
+        beyond ``pool_size`` for the queue. Returns what is left of ``remaining``."""
+        begun = time.monotonic()
+        first = waiter.since + self.overflow_delay - begun
+        if first <= 0 or first >= remaining or waiter.event.wait(first):
+            return max(0.0, remaining - (time.monotonic() - begun))
+        openers = 0
+        try:
+            with self._lock:
+                if waiter.grant is None:
+                    openers = self._serve_queue()
+            if openers:
+                reserved, openers = openers, 0
+                self._start_openers(reserved)  # (gives back what it cannot start)
+        except BaseException:
+            if openers:  # interrupted between the reservation and the threads
+                with self._lock:
+                    self._opening -= openers
+                    self._total -= openers
+            raise
+        return max(0.0, remaining - (time.monotonic() - begun))
 
     def _serve_queue_backing_off(self) -> int:
         """Under the lock, a failed connect's backoff running: nothing connects for the

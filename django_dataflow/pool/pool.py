@@ -239,6 +239,8 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
     def _wait_for_grant(self, waiter: Waiter, started: float, timeout: float) -> ConnectionRecord:
         remaining = min(max(0.0, started + timeout - time.monotonic()), threading.TIMEOUT_MAX)
         try:
+            if self.overflow_delay:
+                remaining = self._wait_for_overflow(waiter, remaining)
             waiter.event.wait(remaining)
             with self._lock:
                 grant = waiter.grant

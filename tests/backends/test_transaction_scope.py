@@ -382,3 +382,24 @@ def test_a_session_advisory_lock_stays_with_the_pooled_session():
         other.join(10)
         connections["default"] = original
         wrapper.close()
+
+
+def test_the_transaction_scope_waits_before_opening_overflow(wrapper):
+    """Its pools open connections beyond pool_size only for a request that waited
+    TRANSACTION_OVERFLOW_DELAY (docs/design.md); the request scope's at once."""
+    from django_dataflow.backends.scope import TRANSACTION_OVERFLOW_DELAY
+
+    select_one(wrapper)
+    assert wrapper.dataflow_pool.overflow_delay == TRANSACTION_OVERFLOW_DELAY > 0
+    request_scoped = connections["default"].__class__(
+        {
+            **wrapper.settings_dict,
+            "POOL": {**wrapper.settings_dict["POOL"], "pool_scope": "request"},
+        },
+        "default",
+    )
+    try:
+        select_one(request_scoped)
+        assert request_scoped.dataflow_pool.overflow_delay == 0
+    finally:
+        request_scoped.close()
