@@ -92,7 +92,9 @@ class PooledDatabaseWrapperMixin(
         # NAME: Django builds wrappers while importing models, and raising here would
         # abort startup before ``manage.py check`` could list every problem.
         try:
-            self.dataflow_options = resolve_pool_options(alias, self.vendor, settings_dict)
+            self.dataflow_options = self.options_of_latest(
+                alias, settings_dict
+            ) or resolve_pool_options(alias, self.vendor, settings_dict)
         except ImproperlyConfigured:
             self.dataflow_options = None
         options = self.dataflow_options

@@ -81,12 +81,16 @@ def pool_key(
 
 
 class LastPool:
-    """The pool a wrapper used last, and the state it was chosen for."""
+    """The pool a wrapper used last, the state it was chosen for, and what was worked
+    out on the way (the registry's key, the effective POOL options). Never changed once
+    made: wrappers with equal entries share one (backends/pools.py, ``latest_pools``)."""
 
-    __slots__ = ("pid", "pool", "settings", "timezone_name", "use_tz")
+    __slots__ = ("key", "options", "pid", "pool", "settings", "timezone_name", "use_tz")
 
-    def __init__(self, wrapper: Any, pool: ConnectionPool) -> None:
+    def __init__(self, wrapper: Any, pool: ConnectionPool, key: Any) -> None:
         self.pool = pool
+        self.key = key
+        self.options = wrapper.dataflow_options
         self.pid = registry.process.pid
         # One level deep is enough: Django's entries nest plain dicts (OPTIONS, TEST).
         self.settings = {
