@@ -180,6 +180,21 @@ class PoolState:
         self._checkouts += 1
         record.lease = lease
 
+    def _lend_or_put_back(
+        self, record: ConnectionRecord, thread: threading.Thread, now: float
+    ) -> None:
+        # Under the lock: lend a connection taken from the idle stack or from parking. A
+        # lend that an asynchronous exception interrupts (half-way or just after) puts
+        # it back on the idle stack, lent to nobody, instead of losing it. (A parked one
+        # is clean: parking checked it.)
+        try:
+            self._lend(record, thread, now)
+        except BaseException:
+            self._end_lease(record)
+            record.idle_since = time.monotonic()
+            self._idle.append(record)
+            raise
+
     def _lend_to_oldest_waiter(self, record: ConnectionRecord, now: float) -> None:
         # Under the lock, with at least one waiter: the connection becomes its grant.
         waiter = self._waiters.popleft()

@@ -70,7 +70,7 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
             if self._idle and not self._waiters:
                 # The common case: the most recently returned connection.
                 grant = self._idle.pop()
-                self._lend(grant, thread, started)
+                self._lend_or_put_back(grant, thread, started)
             elif (
                 self._parked
                 and not self._waiters
@@ -79,7 +79,7 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
                 # An idle connection parked by another thread (one that has ended first:
                 # nobody will take it back) beats a new one: sessions follow the
                 # requests in flight, not the number of threads (see parking.py).
-                self._lend(grant, thread, started)
+                self._lend_or_put_back(grant, thread, started)
             elif not self._total:
                 # Nothing open or opening, so nothing can come back: connect right here.
                 self._total += 1

@@ -313,3 +313,41 @@ def test_a_connect_interrupted_after_it_returned_serves_the_queue_with_its_slot(
     assert connector.opened - connector.closed == 2
     for record in (held, outcomes[0]):
         pool.checkin(record, record.lease)
+
+
+@pytest.mark.parametrize("source", ["the idle stack", "another thread's parking"])
+@pytest.mark.parametrize("where", ["before the lend", "half-way through the lend", "once lent"])
+def test_a_lend_interrupted_on_the_fast_path_strands_nothing(
+    make_pool, connector, monkeypatch, source, where
+):
+    # An asynchronous exception while an idle or a parked connection is being lent: the
+    # connection goes back on the idle stack instead of being lost.
+    pool = make_pool(pool_size=2, max_overflow=0, timeout=2)
+    first = pool.checkout()
+    if source == "the idle stack":
+        pool.checkin(first, first.lease)
+    else:  # parked by a thread that has ended: any borrower takes it
+        parker = threading.Thread(target=lambda: pool.park(first, first.lease))
+        first.holder = parker
+        parker.start()
+        parker.join()
+    if where == "before the lend":
+        monkeypatch.setattr(pool, "_lend", interrupt_once())
+    elif where == "half-way through the lend":
+        monkeypatch.setattr(pool, "_lend", interrupt_once(lambda record, *_: pool._out.add(record)))
+    else:
+        monkeypatch.setattr(pool, "_lend", interrupt_once(pool._lend))
+    with pytest.raises(Interrupted):
+        pool.checkout()
+    monkeypatch.undo()
+    stats = pool.get_stats()
+    assert stats["total"] == 1 == stats["idle_connections"]
+    assert stats["checked_out"] == 0
+    assert pool._out == set() and list(pool._idle) == [first]
+    # The whole limit can be checked out, and not one more.
+    held = [pool.checkout(timeout=1), pool.checkout(timeout=1)]
+    assert first in held
+    with pytest.raises(PoolTimeoutError):
+        pool.checkout(timeout=0.05)
+    for record in held:
+        pool.checkin(record, record.lease)
