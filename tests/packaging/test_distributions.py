@@ -83,7 +83,7 @@ def test_the_wheel_and_sdist_hold_what_they_must_and_the_wheel_installs(tmp_path
         for line in metadata.splitlines()
         if line.startswith("Provides-Extra: ")
     }
-    assert extras == {"postgresql", "mysql", "prometheus", "healthcheck"}
+    assert extras == {"postgresql", "mysql", "prometheus", "healthcheck", "opentelemetry"}
 
     clean = tmp_path / "venv"
     venv.create(clean, with_pip=True)

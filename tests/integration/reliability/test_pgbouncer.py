@@ -44,6 +44,7 @@ SUITE = [
     "--ignore=tests/integration/django_suite",
     "--ignore=tests/routing",
     "--ignore=tests/integration/reliability",
+    "--ignore=tests/packaging",  # the distributions do not depend on the database
 ]
 
 
