@@ -2,8 +2,9 @@
 
 * ``DataFlow(using=...)``: the guide's ``db``, a thin view of one alias that keeps the
   guide's method names (``db.on_connect``, ``db.get_pool_stats()`` ...);
-* ``pooled_connection()``: the guide's ``with db.connection() as conn``. The block always
-  gives its connection back to the pool, on error too. If the thread already holds a
+* ``pooled_connection()``: the guide's ``with db.connection() as conn``. The block keeps
+  one connection (whatever the ``pool_scope``) and always gives it back to the pool, on
+  error too. If the thread already holds a
   connection for the alias (a request in progress, an open transaction), the block gets
   a separate one and leaves the thread's own untouched;
 * ``pooled_session()``: keep the thread's connection for a block, whatever the
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -55,9 +56,12 @@ def pooled_connection(using: str = DEFAULT_DB_ALIAS) -> Iterator[PooledConnectio
     # back, and the thread, holding nothing really, would then need a second one.
     if wrapper.__dict__.get("connection") is not None:
         wrapper = wrapper.copy()  # the thread's own connection stays as it is
+    # One connection for the whole block, also with pool_scope="transaction".
+    session = getattr(wrapper, "dataflow_session", None)
     try:
-        wrapper.ensure_connection()
-        yield PooledConnection(wrapper)
+        with session() if session is not None else nullcontext():
+            wrapper.ensure_connection()
+            yield PooledConnection(wrapper)
     finally:
         wrapper.close()
 

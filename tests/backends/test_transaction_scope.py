@@ -399,3 +399,18 @@ def test_the_transaction_scope_waits_before_opening_overflow(wrapper):
         assert request_scoped.dataflow_pool.overflow_delay == 0
     finally:
         request_scoped.close()
+
+
+def test_pooled_connection_keeps_one_connection_for_the_block(wrapper):
+    """The guide's ``with db.connection() as conn``: every statement of the block on the
+    same connection, with the transaction scope too."""
+    from django_dataflow.api import pooled_connection
+
+    with pooled_connection() as conn:
+        first = conn.execute("SELECT 1")
+        kept = conn.wrapper.dataflow_record
+        assert kept is not None
+        conn.execute("SELECT 1")
+        assert conn.wrapper.dataflow_record is kept
+        assert first == [(1,)]
+    assert not held(wrapper)
