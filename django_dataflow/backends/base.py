@@ -43,9 +43,12 @@ from django_dataflow.backends.cleanup import SessionCleanupMixin
 from django_dataflow.backends.connector import DjangoConnector
 from django_dataflow.backends.lease import LastPool, Lease, return_lease
 from django_dataflow.backends.parking import ParkingWrapperMixin
-from django_dataflow.backends.pools import PoolChoiceMixin, install_process_hooks
+from django_dataflow.backends.pools import (
+    PoolChoiceMixin,
+    install_process_hooks,
+    latest_options,
+)
 from django_dataflow.backends.scope import (
-    TRANSACTION,
     TRANSACTION_OVERFLOW_DELAY,
     TransactionScopeMixin,
 )
@@ -92,13 +95,12 @@ class PooledDatabaseWrapperMixin(
         # NAME: Django builds wrappers while importing models, and raising here would
         # abort startup before ``manage.py check`` could list every problem.
         try:
-            self.dataflow_options = self.options_of_latest(
-                alias, settings_dict
-            ) or resolve_pool_options(alias, self.vendor, settings_dict)
+            options = latest_options(alias, settings_dict) or resolve_pool_options(
+                alias, self.vendor, settings_dict
+            )
         except ImproperlyConfigured:
-            self.dataflow_options = None
-        options = self.dataflow_options
-        self._dataflow_transaction_scope = bool(options and options["pool_scope"] == TRANSACTION)
+            options = None
+        self._dataflow_use_options(options)
         self._dataflow_lease = Lease()
         # True while the leased connection is parked (and self.connection unset).
         self._dataflow_parked = False
@@ -211,11 +213,10 @@ class PooledDatabaseWrapperMixin(
         # With transaction scope, that is every query: the signal reaches a connection
         # once a request (_dataflow_created_for, reset at the request's start and end).
         connection = super()._dataflow_unpark()
-        record = self._dataflow_lease.record
         if (
             connection is not None
             and connection_created.receivers
-            and self._dataflow_created_for is not record
+            and self._dataflow_created_for is not (record := self._dataflow_lease.record)
         ):
             self._dataflow_pins += 1
             try:
@@ -312,9 +313,7 @@ class PooledDatabaseWrapperMixin(
             events=events.SignalEvents(self.__class__, self.alias),
             target=str(self.settings_dict["NAME"]),
             vendor=self.vendor,
-            overflow_delay=TRANSACTION_OVERFLOW_DELAY
-            if options["pool_scope"] == TRANSACTION
-            else 0.0,
+            overflow_delay=TRANSACTION_OVERFLOW_DELAY if self._dataflow_transaction_scope else 0.0,
             **pool_arguments(options),
         )
 

@@ -22,6 +22,7 @@ from django.conf import settings
 
 from django_dataflow.backends import parking
 from django_dataflow.backends.lease import LastPool, pool_key
+from django_dataflow.backends.scope import TRANSACTION
 from django_dataflow.pool import ConnectionPool, registry
 from django_dataflow.settings.validation import resolve_pool_options
 
@@ -38,6 +39,15 @@ else:
 # of its own) whose entry is equal takes that pool without working out the options and
 # the pool key again (about 40 µs a wrapper).
 latest_pools: dict[str, LastPool] = {}
+
+
+def latest_options(alias: str, settings_dict: dict[str, Any]) -> dict[str, Any] | None:
+    """The effective POOL options of the latest pool chosen for ``alias``, if it was
+    chosen for an entry equal to ``settings_dict`` (they are the same)."""
+    latest = latest_pools.get(alias)
+    if latest is not None and latest.settings == settings_dict:
+        return latest.options
+    return None
 
 
 class PoolChoiceMixin(WrapperBase):
@@ -93,28 +103,19 @@ class PoolChoiceMixin(WrapperBase):
         self._dataflow_last = latest if pool is latest.pool else LastPool(self, pool, latest.key)
         return pool
 
-    def options_of_latest(self, alias: str, settings_dict: dict[str, Any]) -> dict[str, Any] | None:
-        """The effective POOL options of the latest pool chosen for ``alias``, if it was
-        chosen for an entry equal to ``settings_dict`` (they are the same)."""
-        latest = latest_pools.get(alias)
-        if latest is not None and latest.settings == settings_dict:
-            return latest.options
-        return None
-
-    def _dataflow_settings_changed(self) -> bool:
-        """Has the settings entry changed in place since the last checkout (a tenant
-        middleware setting ``settings_dict["NAME"]``)? The check a parked connection
-        passes before it is taken back; the rest of ``_dataflow_unchanged_pool``
-        (time zone settings, the process, a closed pool) changes only through
-        ``setting_changed`` (the settings epoch), a fork or a closed pool, which the
-        unpark catches on its own."""
-        last = self._dataflow_last
-        return last is None or last.settings != self.settings_dict
+    def _dataflow_use_options(self, options: dict[str, Any] | None) -> None:
+        """The entry's effective POOL options (None: the entry is wrong, and connect()
+        raises why), and what the wrapper reads of them on every query."""
+        self.dataflow_options = options
+        self._dataflow_transaction_scope = (
+            options is not None and options["pool_scope"] == TRANSACTION
+        )
 
     def _dataflow_pool_for(self, conn_params: dict[str, Any]) -> ConnectionPool:
         # The options may have changed along with the settings entry.
-        self.dataflow_options = resolve_pool_options(self.alias, self.vendor, self.settings_dict)
-        self._dataflow_transaction_scope = self.dataflow_options["pool_scope"] == "transaction"
+        self._dataflow_use_options(
+            resolve_pool_options(self.alias, self.vendor, self.settings_dict)
+        )
         key = pool_key(self, conn_params, self.dataflow_credential_params)
         last = self._dataflow_last
         pool = registry.get_or_create_pool(

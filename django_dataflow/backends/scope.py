@@ -150,7 +150,8 @@ class TransactionScopeMixin(WrapperBase):
             self._dataflow_pins -= 1
 
     def _dataflow_end_of_scope(self) -> None:
-        """Give the connection back if nothing needs this session any more."""
+        """Give the connection back unless a transaction, an open cursor or a pin
+        needs this session."""
         if (
             self._dataflow_pins
             or self.in_atomic_block
@@ -163,8 +164,7 @@ class TransactionScopeMixin(WrapperBase):
             or (self._dataflow_live_cursors and any(map(_is_open, self._dataflow_live_cursors)))
         ):
             return
-        self._dataflow_live_cursors = None
-        if not self._dataflow_park():
+        if not self._dataflow_park():  # (both forget the cursors: parking and close())
             self.close()
 
     @contextmanager

@@ -234,6 +234,17 @@ def interrupt_once(after=None):
     return call
 
 
+def interrupt_the_lend(pool, monkeypatch, where: str) -> None:
+    """The pool's next lend raises Interrupted: "before the lend", "half-way through
+    the lend" (the record in _out, no lease yet) or "once lent"."""
+    if where == "before the lend":
+        monkeypatch.setattr(pool, "_lend", interrupt_once())
+    elif where == "half-way through the lend":
+        monkeypatch.setattr(pool, "_lend", interrupt_once(lambda record, *_: pool._out.add(record)))
+    else:
+        monkeypatch.setattr(pool, "_lend", interrupt_once(pool._lend))
+
+
 @pytest.mark.parametrize(
     "where", ["making the record", "before the lend", "half-way through the lend", "once lent"]
 )
@@ -245,12 +256,8 @@ def test_a_borrowers_connect_interrupted_after_it_returned_strands_nothing(
     pool = make_pool(pool_size=2, max_overflow=0, timeout=2)
     if where == "making the record":
         monkeypatch.setattr("django_dataflow.pool.pool.ConnectionRecord", interrupt_once())
-    elif where == "before the lend":
-        monkeypatch.setattr(pool, "_lend", interrupt_once())
-    elif where == "half-way through the lend":
-        monkeypatch.setattr(pool, "_lend", interrupt_once(lambda record, *_: pool._out.add(record)))
     else:
-        monkeypatch.setattr(pool, "_lend", interrupt_once(pool._lend))
+        interrupt_the_lend(pool, monkeypatch, where)
     with pytest.raises(Interrupted):
         pool.checkout()  # nothing is open: the borrower connects in its own thread
     monkeypatch.undo()
@@ -331,12 +338,7 @@ def test_a_lend_interrupted_on_the_fast_path_strands_nothing(
         first.holder = parker
         parker.start()
         parker.join()
-    if where == "before the lend":
-        monkeypatch.setattr(pool, "_lend", interrupt_once())
-    elif where == "half-way through the lend":
-        monkeypatch.setattr(pool, "_lend", interrupt_once(lambda record, *_: pool._out.add(record)))
-    else:
-        monkeypatch.setattr(pool, "_lend", interrupt_once(pool._lend))
+    interrupt_the_lend(pool, monkeypatch, where)
     with pytest.raises(Interrupted):
         pool.checkout()
     monkeypatch.undo()
