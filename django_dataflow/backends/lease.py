@@ -62,20 +62,42 @@ def freeze(value: Any) -> Any:
     return value
 
 
+class PoolKey:
+    """A frozen pool key that remembers its hash: a tuple recomputes the hash of every
+    nested tuple at each dictionary lookup, and every new wrapper (every request's
+    thread under ASGI) looks its pool up in the registry by this key."""
+
+    __slots__ = ("_hash", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            isinstance(other, PoolKey) and self._hash == other._hash and self.value == other.value
+        )
+
+
 def pool_key(
     wrapper: Any, conn_params: dict[str, Any], credentials: frozenset[str] = frozenset()
-) -> Any:
+) -> PoolKey:
     """The registry's key for the pool ``wrapper`` needs for ``conn_params``: everything
     that shapes its connections, except the parameters the vendor leaves out and the
     ``credentials`` (a rotating token would make a pool per token)."""
     not_in_key = wrapper.dataflow_params_not_in_key | credentials
-    return freeze(
-        (
-            {k: v for k, v in conn_params.items() if k not in not_in_key},
-            wrapper.dataflow_options,
-            wrapper.settings_dict["OPTIONS"],
-            wrapper.timezone_name,
-            settings.USE_TZ,
+    return PoolKey(
+        freeze(
+            (
+                {k: v for k, v in conn_params.items() if k not in not_in_key},
+                wrapper.dataflow_options,
+                wrapper.settings_dict["OPTIONS"],
+                wrapper.timezone_name,
+                settings.USE_TZ,
+            )
         )
     )
 

@@ -57,6 +57,11 @@ class PoolChoiceMixin(WrapperBase):
     # change with every call of get_connection_params) and built afresh for every
     # physical connect instead. Vendors or subclasses may add theirs.
     dataflow_credential_params: frozenset[str] = frozenset({"password", "passwd"})
+    # get_connection_params() sets attributes on the wrapper that later code reads
+    # (MySQL's isolation_level, SQLite's init_commands): a new wrapper that takes the
+    # latest pool without building the parameters calls it all the same. PostgreSQL's
+    # sets nothing, and says so: that call is a third of a new wrapper's first checkout.
+    dataflow_params_set_attributes = True
 
     # What the wrapper this is mixed into provides (Django's and PooledDatabaseWrapperMixin's).
     alias: str
@@ -93,9 +98,9 @@ class PoolChoiceMixin(WrapperBase):
         latest = latest_pools.get(self.alias)
         if latest is None or not self._dataflow_fits(latest):
             return None
-        # Called for what Django's backends set on the wrapper while building the
-        # parameters (MySQL's isolation_level, read by init_connection_state).
-        self.get_connection_params()
+        if self.dataflow_params_set_attributes:
+            # Called for what the backend sets on the wrapper while building them.
+            self.get_connection_params()
         pool = registry.get_or_create_pool(
             self.alias, latest.key, self._dataflow_new_pool, user=self
         )

@@ -200,7 +200,7 @@ class PoolState:
         waiter = self._waiters.popleft()
         self._lend(record, waiter.thread, now)
         waiter.grant = record
-        waiter.event.set()
+        waiter.wake()
 
     def _end_lease(self, record: ConnectionRecord) -> None:
         # Under the lock: the connection is lent to nobody any more, and any later

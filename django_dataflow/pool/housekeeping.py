@@ -167,7 +167,7 @@ class HousekeepingMixin(PoolState):
             while self._waiters:
                 waiter = self._waiters.popleft()
                 waiter.grant = POOL_CLOSED
-                waiter.event.set()
+                waiter.wake()
         for record in idle:
             self._close_quietly(record)
         if abandoned:

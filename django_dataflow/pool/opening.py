@@ -9,12 +9,14 @@ as long as all of them together.
 
 So, as HikariCP and psycopg_pool do, a borrower that finds nothing to take joins the
 queue of waiters and the pool opens connections for the queue in background threads, a
-few at a time, with a slow start: ``max_opening`` (2) at once while the pool is small,
-then up to a quarter of the connections already open. The first connections come quickly
-(two connects share the machine, not fifty), and a pool that needs fifty connections
-still gets them within a few connect times. (Measured on a cold 50-thread burst: two at
-a time throughout gave the best tail for the burst but left the pool short of
-connections long after it: 1.6x fewer requests served than with the slow start.)
+few at a time, with a slow start: ``max_opening`` (2) at once while the pool is below
+``pool_size``, then up to a quarter of the connections already open (overflow for a
+small pool: one at a time, since the connections it has are serving the queue). The
+first connections come quickly (two connects share the machine, not fifty), and a pool
+that needs fifty connections still gets them within a few connect times. (Measured on
+a cold 50-thread burst: two at a time throughout gave the best tail for the burst but
+left the pool short of connections long after it: 1.6x fewer requests served than with
+the slow start.)
 
 A waiter gets whatever comes first: a connection given back (checkin hands it to the
 oldest waiter) or a new one (the opener hands it to the oldest waiter, or keeps it idle
@@ -77,7 +79,12 @@ class OpeningMixin(PoolState):
         started = 0
         if self._retry_at and (self._retrying or time.monotonic() < self._retry_at):
             return self._serve_queue_backing_off()
-        at_once = max(self.max_opening, (self._total - self._opening) // SLOW_START_SHARE)
+        # Below pool_size (a cold start, a refill after a restart) at least max_opening
+        # at once. Beyond it the queue is a burst that the pool_size connections are
+        # already serving as they come back: overflow comes one connect at a time while
+        # the pool is small, as HikariCP and psycopg_pool always add connections.
+        floor = self.max_opening if self._total < self.pool_size else 1
+        at_once = max(floor, (self._total - self._opening) // SLOW_START_SHARE)
         now = time.monotonic() if self.overflow_delay else 0.0
         while (
             self._opening < at_once
@@ -106,7 +113,7 @@ class OpeningMixin(PoolState):
         beyond ``pool_size`` for the queue. Returns what is left of ``remaining``."""
         begun = time.monotonic()
         first = waiter.since + self.overflow_delay - begun
-        if first <= 0 or first >= remaining or waiter.event.wait(first):
+        if first <= 0 or first >= remaining or waiter.sleep(first):
             return max(0.0, remaining - (time.monotonic() - begun))
         openers = 0
         try:
@@ -154,7 +161,7 @@ class OpeningMixin(PoolState):
         while self._waiters:
             waiter = self._waiters.popleft()
             waiter.grant = failure
-            waiter.event.set()
+            waiter.wake()
 
     def _start_openers(self, count: int, *, give_back: bool = True) -> int:
         """Outside the lock: one opener thread per reserved slot. Returns how many could

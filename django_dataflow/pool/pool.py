@@ -241,7 +241,7 @@ class ConnectionPool(UsageMixin, OpeningMixin, HousekeepingMixin, IntrospectionM
         try:
             if self.overflow_delay:
                 remaining = self._wait_for_overflow(waiter, remaining)
-            waiter.event.wait(remaining)
+            waiter.sleep(remaining)
             with self._lock:
                 grant = waiter.grant
                 now = time.monotonic()

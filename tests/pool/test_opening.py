@@ -53,6 +53,33 @@ def test_a_burst_on_an_empty_pool_opens_a_few_connections_at_a_time(make_pool, c
     assert pool.get_stats()["total"] == connector.opened
 
 
+def test_beyond_pool_size_a_small_pool_opens_its_overflow_one_at_a_time(make_pool, connector):
+    # HikariCP's spike: the pool_size connections serve the queue as they come back, so
+    # overflow comes one connect at a time (a queue of ten on 5 + 45 opened two at once,
+    # and ended the burst with more connections and no sooner).
+    pool = make_pool(pool_size=5, max_overflow=45, timeout=10, max_opening=2)
+    held = [pool.checkout() for _ in range(5)]
+    connector.connect_seconds = 0.3
+    connector.most_connecting = 0
+    records, errors = checkouts_in_threads(pool, 10, hold=0.05)
+    assert errors == [] and len(records) == 10
+    assert connector.most_connecting == 1
+    for record in held:
+        pool.checkin(record, record.lease)
+
+
+def test_below_pool_size_the_openers_start_with_max_opening_at_once(make_pool, connector):
+    pool = make_pool(pool_size=10, max_overflow=0, timeout=10, max_opening=2)
+    held = pool.checkout()  # one open: the queue waits for openers, not its own connects
+    connector.connect_seconds = 0.3
+    connector.most_connecting = 0
+    records, errors = checkouts_in_threads(pool, 6, keep=True)
+    assert errors == [] and len(records) == 6
+    assert connector.most_connecting == 2
+    for record in [held, *records]:
+        pool.checkin(record, record.lease)
+
+
 def test_an_opener_thread_goes_on_opening_while_the_queue_needs_connections(make_pool, connector):
     # Starting a thread per connection costs its starter a turn at the interpreter lock
     # among every busy thread: one opener opens connection after connection instead.

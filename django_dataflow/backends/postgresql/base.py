@@ -29,6 +29,8 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrap
     # by an lru_cache that threads connecting at once can fill twice, with two distinct
     # objects. Keyed by identity, one alias would get two pools.
     dataflow_params_not_in_key = frozenset({"context"})
+    # Django's PostgreSQL get_connection_params() only builds the dict (backends/pools.py).
+    dataflow_params_set_attributes = False
 
     def create_cursor(self, name: str | None = None) -> Any:
         cursor = super().create_cursor(name)
