@@ -207,17 +207,12 @@ class PooledDatabaseWrapperMixin(
                 self.connection = None
                 raise
 
-    def _dataflow_unpark(self) -> Any:
+    def _dataflow_taken_back(self, record: Any) -> Any:
         # Taking a parked connection back is a checkout too: connection_created reaches
         # it as it reaches a checkout through connect() (docs/design.md).
         # With transaction scope, that is every query: the signal reaches a connection
         # once a request (_dataflow_created_for, reset at the request's start and end).
-        connection = super()._dataflow_unpark()
-        if (
-            connection is not None
-            and connection_created.receivers
-            and self._dataflow_created_for is not (record := self._dataflow_lease.record)
-        ):
+        if self._dataflow_created_for is not record:
             self._dataflow_pins += 1
             try:
                 connection_created.send(sender=self.__class__, connection=self)
@@ -228,8 +223,7 @@ class PooledDatabaseWrapperMixin(
                 raise
             finally:
                 self._dataflow_pins -= 1
-            connection = self.connection
-        return connection
+        return self.connection
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         # Only ever called directly: our connect() checks out without it.
@@ -354,6 +348,8 @@ class PooledDatabaseWrapperMixin(
             reason = "closed_in_transaction"
         else:
             reason = None
+            if self._dataflow_live_cursors is not None:
+                self._dataflow_close_live_cursors()
             if self._dataflow_open_cursors is not None:
                 self._dataflow_close_open_cursors()
             if self._dataflow_constraints_off:

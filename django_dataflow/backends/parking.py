@@ -27,6 +27,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
+from django.db.backends.signals import connection_created
 
 from django_dataflow.backends import tracing
 from django_dataflow.signals import pool_checkin, pool_checkout
@@ -114,6 +115,8 @@ class ParkingWrapperMixin(WrapperBase):
             or pool_checkin.receivers
         ):
             return False
+        if self._dataflow_live_cursors is not None:
+            self._dataflow_close_live_cursors()
         if self._dataflow_open_cursors is not None:
             self._dataflow_close_open_cursors()
         # Forget the connection before it becomes lendable to other threads.
@@ -125,7 +128,6 @@ class ParkingWrapperMixin(WrapperBase):
             self._dataflow_parked = False
             self.connection = connection
             return False
-        self._dataflow_live_cursors = None
         if tracing.active:
             tracing.checked_in(self, "parked")
         return True
@@ -160,4 +162,11 @@ class ParkingWrapperMixin(WrapperBase):
         if connection is None:
             lease.clear()
         self.connection = connection
+        if connection is not None and connection_created.receivers:
+            return self._dataflow_taken_back(record)
         return connection
+
+    def _dataflow_taken_back(self, record: Any) -> Any:
+        """Hook: a parked connection was taken back and ``connection_created`` has
+        receivers (PooledDatabaseWrapperMixin sends it); returns the connection."""
+        return self.connection

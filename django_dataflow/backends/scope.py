@@ -62,7 +62,14 @@ class _ScopedCursor:
         try:
             self.cursor.close()  # type: ignore[attr-defined]  # (Django's CursorWrapper)
         finally:
-            self.db._dataflow_cursor_closed()  # type: ignore[attr-defined]
+            db = self.db  # type: ignore[attr-defined]
+            live = db._dataflow_live_cursors
+            if live is not None and len(live) == 1 and live[0]() is self:
+                # The common case, inlined (a call per query): the wrapper's only cursor.
+                db._dataflow_live_cursors = None
+                db._dataflow_end_of_scope()
+            else:
+                db._dataflow_cursor_closed()
 
 
 # Django's cursor wrapper class -> the same with _ScopedCursor in front (a vendor may
@@ -97,7 +104,15 @@ class TransactionScopeMixin(WrapperBase):
 
     def make_cursor(self, cursor: Any) -> Any:
         wrapped = super().make_cursor(cursor)
-        return self._dataflow_scoped(wrapped) if self._dataflow_transaction_scope else wrapped
+        if self._dataflow_transaction_scope and self._dataflow_lease.record is not None:
+            # _dataflow_scoped, inlined for the common case (a call per query).
+            scoped = _scoped_classes.get(wrapped.__class__)
+            if scoped is not None and self._dataflow_live_cursors is None:
+                wrapped.__class__ = scoped
+                self._dataflow_live_cursors = [weakref.ref(wrapped)]
+                return wrapped
+            return self._dataflow_scoped(wrapped)
+        return wrapped
 
     def make_debug_cursor(self, cursor: Any) -> Any:
         wrapped = super().make_debug_cursor(cursor)
@@ -154,18 +169,42 @@ class TransactionScopeMixin(WrapperBase):
         needs this session."""
         if (
             self._dataflow_pins
-            or self.in_atomic_block
             or not self.autocommit
             or self._dataflow_parked
-            or self._dataflow_lease.record is None
-            or self._dataflow_constraints_off
-            or self._thread_sharing_count
             or self.closed_in_transaction
             or (self._dataflow_live_cursors and any(map(_is_open, self._dataflow_live_cursors)))
         ):
             return
-        if not self._dataflow_park():  # (both forget the cursors: parking and close())
-            self.close()
+        # Parking checks the rest (an atomic block, foreign-key checks off, a shared
+        # connection, no connection held) and does nothing if any holds.
+        if self._dataflow_park() or (
+            self.in_atomic_block
+            or self._dataflow_lease.record is None
+            or self._dataflow_constraints_off
+            or self._thread_sharing_count
+        ):
+            return
+        self.close()
+
+    def _dataflow_close_live_cursors(self) -> None:
+        """Close the Django cursors still open when the connection goes back all the
+        same (the end of a request, ``close()``), as the session's end would with
+        Django's own backend: a SQLite cursor with a SELECT not read to its end holds its
+        WAL read snapshot, which the next borrower would read the database through. With
+        the transaction scope these are the cursors that SQLite's ``create_cursor``
+        would track (``backends/sqlite3/base.py``)."""
+        live, self._dataflow_live_cursors = self._dataflow_live_cursors, None
+        for ref in live or ():
+            cursor = ref()
+            if cursor is None or cursor._dataflow_closed:
+                continue
+            cursor._dataflow_closed = True
+            try:
+                cursor.cursor.close()  # the DB-API cursor: no _ScopedCursor.close() here
+            except Exception:
+                record = self._dataflow_lease.record
+                if record is not None:
+                    record.invalidate("server_cursor_left_open")
 
     @contextmanager
     def dataflow_session(self) -> Iterator[Any]:

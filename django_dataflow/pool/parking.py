@@ -74,7 +74,11 @@ class ParkingMixin(PoolState):
         if (
             record.invalidated is None
             and now < record.recycle_deadline
-            and not self._ping_due(record, now)
+            # (_ping_due, its common answer inlined: a call per take-back)
+            and (
+                (record.generation == self._generation and not self.pre_ping)
+                or not self._ping_due(record, now)
+            )
         ):
             record.unparks += 1  # counted as a checkout
             record.last_checkout_at = now

@@ -71,10 +71,15 @@ def test_driver_autocommit_turned_off_is_not_parked_for_the_next_request(vendor,
     other.close()
 
 
-def test_a_sqlite_cursor_outliving_its_request_does_not_hold_a_read_snapshot(vendor, tmp_path):
+@pytest.mark.parametrize("scope", ["request", "transaction"])
+def test_a_sqlite_cursor_outliving_its_request_does_not_hold_a_read_snapshot(
+    vendor, tmp_path, scope
+):
     """A cursor kept after its request (a cache, a reference cycle) with rows left
     unread holds its statement open, and in WAL mode its read snapshot with it: every
-    request that borrows the connection after it reads the database as it was."""
+    request that borrows the connection after it reads the database as it was. (With
+    the transaction scope the open cursor keeps the connection until the request
+    ends, which closes it.)"""
     if vendor != "sqlite":
         pytest.skip("SQLite's WAL read snapshots")
     name = str(tmp_path / "snapshot.sqlite3")
@@ -83,7 +88,7 @@ def test_a_sqlite_cursor_outliving_its_request_does_not_hold_a_read_snapshot(ven
     setup.execute("CREATE TABLE item (id INTEGER PRIMARY KEY)")
     setup.executemany("INSERT INTO item VALUES (?)", [(n,) for n in range(100)])
 
-    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0)
+    wrapper = make_wrapper(pool_size=1, pool_max_overflow=0, pool_scope=scope)
     wrapper.settings_dict["NAME"] = name
     kept = []
     wrapper.close_if_unusable_or_obsolete()  # request 1

@@ -45,7 +45,11 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_sqlite3.DatabaseWrapper
         # with a SELECT not read to its end holds the statement open, and with it its
         # WAL read snapshot: whoever borrows the connection next reads the database as
         # it was then. Closed before the connection goes back (see
-        # _dataflow_close_open_cursors), as MySQL's streaming cursors are.
+        # _dataflow_close_open_cursors), as MySQL's streaming cursors are. With the
+        # transaction scope the Django cursors wrapping them are tracked already, and
+        # closed the same way (backends/scope.py, _dataflow_close_live_cursors).
+        if self._dataflow_transaction_scope:
+            return cursor
         # (Inlined _dataflow_track_cursor for the common case: a call per query.)
         cursors = self._dataflow_open_cursors
         if cursors is None:
