@@ -18,7 +18,11 @@ the epoch it checked out under, and a parked connection taken back under another
 back to its pool instead, so Django connects through ``connect()``, which finds the pool
 the settings now lead to. A change in place that bumps nothing (a tenant middleware
 setting ``settings_dict["NAME"]``) is caught by the unpark's own comparison of the entry
-with the one of the checkout, the check ``connect()`` starts with.
+with the one of the checkout, the check ``connect()`` starts with. That comparison is
+made at the first take-back of each request (with the transaction scope a request takes
+its connection back at every query): a change in the middle of a request reaches the
+connection at the next request, as with Django's own backend, whose connection stays
+open until the request ends.
 """
 
 from __future__ import annotations
@@ -69,17 +73,60 @@ class _ParkedConnection:
     """
 
     def __get__(self, wrapper: Any, owner: type | None = None) -> Any:
+        """Take the parked connection back (the first read of ``wrapper.connection``
+        after parking); None if another thread took it or it is due the checks of a
+        checkout, and Django then connects, which checks one out. (The take-back is
+        here rather than in a method this calls: it runs once per request, once per
+        query with the transaction scope, and a call is a good part of its cost.)"""
         if wrapper is None:
             return self
-        return wrapper._dataflow_unpark()
+        wrapper._dataflow_parked = False
+        lease = wrapper._dataflow_lease
+        connection = None
+        record = lease.record
+        if record is not None:
+            if (
+                pool_checkout.receivers
+                or pool_checkin.receivers
+                or (wrapper._dataflow_epoch != epoch.value)
+                or (
+                    # Once a request (a take-back per query with the transaction scope).
+                    not wrapper._dataflow_settings_seen
+                    and wrapper._dataflow_last.settings != wrapper.settings_dict
+                )
+            ):
+                # Hooks connected since it was parked promise a checkout and a checkin
+                # per request; or the settings entry may have changed since (the test
+                # database was set up: the settings epoch; a tenant middleware set
+                # settings_dict["NAME"] in place). Give it back quietly (its
+                # checkout sent no signal; unless another thread took it meanwhile)
+                # and let Django connect, which checks out with the signal, from the
+                # pool the settings lead to now: one checkout for the request.
+                lease.pool.give_back_parked(record, lease.token)
+            elif lease.pool.unpark(record, lease.token):
+                connection = record.connection
+                wrapper._dataflow_settings_seen = True
+                if tracing.active:
+                    tracing.checked_out(wrapper, record, tracing.PARKED, 0.0)
+        if connection is None:
+            lease.clear()
+        wrapper.connection = connection
+        if connection is not None and connection_created.receivers:
+            return wrapper._dataflow_taken_back(record)
+        return connection
+
+
+_PARKED_CONNECTION = _ParkedConnection()
 
 
 class ParkingWrapperMixin(WrapperBase):
     """Mixed into PooledDatabaseWrapperMixin, which provides the lease and the pool."""
 
-    connection = _ParkedConnection()
+    connection = _PARKED_CONNECTION
     _dataflow_parked = False
     _dataflow_epoch = 0  # the settings epoch at the last checkout
+    # The settings entry was compared at a take-back in this request (see __get__).
+    _dataflow_settings_seen = False
     # The Django cursors open on the connection held (backends/scope.py).
     _dataflow_live_cursors: list[weakref.ref[Any]] | None = None
 
@@ -89,6 +136,7 @@ class ParkingWrapperMixin(WrapperBase):
         # request takes it back for the price of a dictionary lookup. Anything unusual
         # takes Django's path, which checks the connection in.
         self._dataflow_created_for = None  # (a request starts or ends: backends/scope.py)
+        self._dataflow_settings_seen = False
         if self._dataflow_parked:
             return  # parked at the end of the last request: nothing to check
         if not self._dataflow_park():
@@ -133,38 +181,8 @@ class ParkingWrapperMixin(WrapperBase):
         return True
 
     def _dataflow_unpark(self) -> Any:
-        """Take the parked connection back (the first read of ``self.connection`` after
-        parking); None if another thread took it or it is due the checks of a checkout,
-        and Django then connects, which checks one out."""
-        self._dataflow_parked = False
-        lease = self._dataflow_lease
-        connection = None
-        record = lease.record
-        if record is not None:
-            if (
-                pool_checkout.receivers
-                or pool_checkin.receivers
-                or (self._dataflow_epoch != epoch.value)
-                or self._dataflow_last.settings != self.settings_dict
-            ):
-                # Hooks connected since it was parked promise a checkout and a checkin
-                # per request; or the settings entry may have changed since (the test
-                # database was set up: the settings epoch; a tenant middleware set
-                # settings_dict["NAME"] in place). Give it back quietly (its
-                # checkout sent no signal; unless another thread took it meanwhile)
-                # and let Django connect, which checks out with the signal, from the
-                # pool the settings lead to now: one checkout for the request.
-                lease.pool.give_back_parked(record, lease.token)
-            elif lease.pool.unpark(record, lease.token):
-                connection = record.connection
-                if tracing.active:
-                    tracing.checked_out(self, record, tracing.PARKED, 0.0)
-        if connection is None:
-            lease.clear()
-        self.connection = connection
-        if connection is not None and connection_created.receivers:
-            return self._dataflow_taken_back(record)
-        return connection
+        """Take the parked connection back now (see ``_ParkedConnection.__get__``)."""
+        return _PARKED_CONNECTION.__get__(self)
 
     def _dataflow_taken_back(self, record: Any) -> Any:
         """Hook: a parked connection was taken back and ``connection_created`` has

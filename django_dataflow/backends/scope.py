@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from django.db.backends.utils import CursorWrapper
+
 if TYPE_CHECKING:
     # For the type checker, the mixins sit on the Django wrapper they are mixed in front
     # of (Django ships no types: its names are Any to mypy).
@@ -90,6 +92,14 @@ class TransactionScopeMixin(WrapperBase):
 
     # pool_scope == "transaction" (set from the entry's options with the pool).
     _dataflow_transaction_scope = False
+    # Vendors whose every DB-API cursor must be closed before the connection goes back
+    # (SQLite: a cursor with rows left unread holds its WAL read snapshot). With the
+    # request scope each is tracked (SessionCleanupMixin._dataflow_track_cursor); with
+    # the transaction scope the Django cursors wrapping them are tracked already and
+    # closed the same way (_dataflow_close_live_cursors).
+    dataflow_closes_every_cursor = False
+    # (SessionCleanupMixin's: the DB-API cursors to close before the connection goes back.)
+    _dataflow_open_cursors: list[weakref.ref[Any]] | None = None
     # Reasons to keep the connection whatever else says: pooled_session() blocks, and
     # connect()'s set-up (its queries close cursors too).
     _dataflow_pins = 0
@@ -103,7 +113,9 @@ class TransactionScopeMixin(WrapperBase):
     _dataflow_created_for: Any = None
 
     def make_cursor(self, cursor: Any) -> Any:
-        wrapped = super().make_cursor(cursor)
+        # Django's own make_cursor, inlined (a call per query; no vendor overrides it,
+        # tests/backends/test_transaction_scope.py checks that it is still this).
+        wrapped = CursorWrapper(cursor, self)
         if self._dataflow_transaction_scope and self._dataflow_lease.record is not None:
             # _dataflow_scoped, inlined for the common case (a call per query).
             scoped = _scoped_classes.get(wrapped.__class__)
@@ -112,11 +124,21 @@ class TransactionScopeMixin(WrapperBase):
                 self._dataflow_live_cursors = [weakref.ref(wrapped)]
                 return wrapped
             return self._dataflow_scoped(wrapped)
+        if self.dataflow_closes_every_cursor:
+            # _dataflow_track_cursor, its common case inlined (a call per query).
+            if self._dataflow_open_cursors is None:
+                self._dataflow_open_cursors = [weakref.ref(cursor)]
+            else:
+                self._dataflow_track_cursor(cursor)
         return wrapped
 
     def make_debug_cursor(self, cursor: Any) -> Any:
         wrapped = super().make_debug_cursor(cursor)
-        return self._dataflow_scoped(wrapped) if self._dataflow_transaction_scope else wrapped
+        if self._dataflow_transaction_scope:
+            return self._dataflow_scoped(wrapped)
+        if self.dataflow_closes_every_cursor:
+            self._dataflow_track_cursor(cursor)
+        return wrapped
 
     def _dataflow_scoped(self, wrapped: Any) -> Any:
         if self._dataflow_lease.record is None:

@@ -32,9 +32,11 @@ thread would pop that other thread's parking.)
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 
 from django_dataflow.pool.base import PoolState
 from django_dataflow.pool.record import ConnectionRecord
+from django_dataflow.pool.stats import USE_BUCKETS, USE_ENDED
 
 
 class ParkingMixin(PoolState):
@@ -55,8 +57,17 @@ class ParkingMixin(PoolState):
                 return False
         except Exception:  # whatever is wrong with it, checkin deals with it
             return False
-        record.idle_since = time.monotonic()
+        record.idle_since = now = time.monotonic()
         record.parks += 1  # counted as a checkin
+        checked_out_at = record.last_checkout_at
+        if checked_out_at is not None:
+            # A park ends a use (usage.py): the use-time histogram, inlined (a call per
+            # request; PoolStats.record_use says why it may run outside the lock).
+            seconds = now - checked_out_at
+            use_time = self.stats.use_time
+            use_time.counts[bisect_left(USE_BUCKETS, seconds)] += 1
+            use_time.total += seconds
+            record.info[USE_ENDED] = checked_out_at
         self._parked[lease] = record
         # A borrower may have queued (or the pool closed) after the check above and
         # before the insert, without seeing the insert: settle under the lock.

@@ -16,6 +16,9 @@ from collections import Counter
 # or one task's hold of a connection.
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 USE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
+# Key in ConnectionRecord.info: the checkout whose use a park already recorded (a park
+# later turned into a checkin does not record it again).
+USE_ENDED = "dataflow.use_recorded_for"
 
 
 class Histogram:

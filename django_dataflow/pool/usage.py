@@ -17,36 +17,19 @@ from typing import Any
 from django_dataflow.pool.introspection import IntrospectionMixin
 from django_dataflow.pool.parking import ParkingMixin
 from django_dataflow.pool.record import ConnectionRecord
-from django_dataflow.pool.stats import USE_BUCKETS
-
-# Key in ConnectionRecord.info: the checkout whose use a park already recorded.
-USE_ENDED = "dataflow.use_recorded_for"
+from django_dataflow.pool.stats import USE_BUCKETS, USE_ENDED
 
 
 class UsageMixin(ParkingMixin, IntrospectionMixin):
-    """Parking that records the use it ends, and the histograms in ``get_stats()``
-    (the connect-time one is filled where connections are opened: base.py's
-    ``_connected``)."""
+    """The use a checkin ends (a park records its own: ``ParkingMixin.park``), and the
+    histograms in ``get_stats()`` (the connect-time one is filled where connections
+    are opened: base.py's ``_connected``)."""
 
     def get_stats(self) -> dict[str, Any]:
         stats = super().get_stats()
         with self._lock:
             stats.update(self.stats.histograms())
         return stats
-
-    def park(self, record: ConnectionRecord, lease: int) -> bool:
-        # On the request path of thread affinity: the histogram update is inlined
-        # (PoolStats.record_use says why it may run outside the lock).
-        checked_out_at = record.last_checkout_at
-        if not ParkingMixin.park(self, record, lease):
-            return False
-        if checked_out_at is not None:
-            seconds = record.idle_since - checked_out_at
-            use_time = self.stats.use_time
-            use_time.counts[bisect_left(USE_BUCKETS, seconds)] += 1
-            use_time.total += seconds
-            record.info[USE_ENDED] = checked_out_at
-        return True
 
     def _record_use(self, record: ConnectionRecord, now: float) -> None:
         """At checkin, under the lock: the use since the checkout, unless a park of

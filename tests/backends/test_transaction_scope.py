@@ -414,3 +414,16 @@ def test_pooled_connection_keeps_one_connection_for_the_block(wrapper):
         assert conn.wrapper.dataflow_record is kept
         assert first == [(1,)]
     assert not held(wrapper)
+
+
+def test_djangos_make_cursor_is_still_the_one_the_scope_inlines(wrapper):
+    """``TransactionScopeMixin.make_cursor`` builds Django's ``CursorWrapper`` itself
+    instead of calling the base class's ``make_cursor``: that must still be all it does."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.backends.utils import CursorWrapper
+
+    for klass in type(wrapper).__mro__:
+        if "make_cursor" in vars(klass) and klass.__module__.startswith("django.db"):
+            assert klass is BaseDatabaseWrapper, f"{klass} overrides make_cursor"
+    made = BaseDatabaseWrapper.make_cursor(wrapper, object())
+    assert type(made) is CursorWrapper and made.db is wrapper

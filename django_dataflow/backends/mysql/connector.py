@@ -83,25 +83,31 @@ def _server_status_reader(
         get_info = library.mariadb_get_infov
     except (OSError, AttributeError):
         return None
+    # No argtypes: every argument is passed as a ctypes object made once per connection
+    # (below), which is half the cost of converting Python values at each call.
     get_info.restype = ctypes.c_char
-    get_info.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
     capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
     capsule_pointer.restype = ctypes.c_void_p
     capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    what = ctypes.c_int(MARIADB_CONNECTION_SERVER_STATUS)
 
     def read(connection: Any) -> int | None:
         if not connection.open:
             return None
         # The MYSQL handle lives inside the connection object, so its address never
-        # changes: look it up once (it is half the cost of a read).
-        native = getattr(connection, "_dataflow_native_handle", None)
-        if native is None:
+        # changes: look it up once, with the buffer the status is written to (one per
+        # connection: one thread at a time uses a connection, and PyDLL keeps the
+        # interpreter lock from the call to the read of the buffer).
+        arguments = getattr(connection, "_dataflow_status_arguments", None)
+        if arguments is None:
             native = capsule_pointer(
                 connection._get_native_connection(), b"_mysql.connection.native_connection"
             )
-            connection._dataflow_native_handle = native
-        status = ctypes.c_uint()
-        if get_info(native, MARIADB_CONNECTION_SERVER_STATUS, ctypes.byref(status)) != b"\x00":
+            status = ctypes.c_uint()
+            arguments = (ctypes.c_void_p(native), ctypes.byref(status), status)
+            connection._dataflow_status_arguments = arguments
+        handle, pointer, status = arguments
+        if get_info(handle, what, pointer) != b"\x00":
             return None
         return status.value
 
@@ -128,8 +134,8 @@ def _session_resetter(library_path: str | None = None) -> Callable[[Any], bool] 
 
     def reset(connection: Any) -> bool:
         # read_server_status() looked the MYSQL handle up just before.
-        native = getattr(connection, "_dataflow_native_handle", None)
-        return native is not None and reset_connection(native) == 0
+        arguments = getattr(connection, "_dataflow_status_arguments", None)
+        return arguments is not None and reset_connection(arguments[0]) == 0
 
     return reset
 

@@ -7,9 +7,6 @@ semantics (this includes Django's default in-memory test database).
 
 from __future__ import annotations
 
-import weakref
-from typing import Any
-
 from django.db.backends.sqlite3 import base as django_sqlite3
 from django.db.backends.sqlite3.creation import DatabaseCreation as DjangoCreation
 
@@ -39,24 +36,12 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_sqlite3.DatabaseWrapper
     dataflow_server = SQLiteServer()
     creation_class = DatabaseCreation
 
-    def create_cursor(self, name: str | None = None) -> Any:
-        cursor = super().create_cursor(name)
-        # A cursor that outlives its request (kept in a cache or a reference cycle)
-        # with a SELECT not read to its end holds the statement open, and with it its
-        # WAL read snapshot: whoever borrows the connection next reads the database as
-        # it was then. Closed before the connection goes back (see
-        # _dataflow_close_open_cursors), as MySQL's streaming cursors are. With the
-        # transaction scope the Django cursors wrapping them are tracked already, and
-        # closed the same way (backends/scope.py, _dataflow_close_live_cursors).
-        if self._dataflow_transaction_scope:
-            return cursor
-        # (Inlined _dataflow_track_cursor for the common case: a call per query.)
-        cursors = self._dataflow_open_cursors
-        if cursors is None:
-            self._dataflow_open_cursors = [weakref.ref(cursor)]
-        else:
-            self._dataflow_track_cursor(cursor)
-        return cursor
+    # A cursor that outlives its request (kept in a cache or a reference cycle) with a
+    # SELECT not read to its end holds the statement open, and with it its WAL read
+    # snapshot: whoever borrows the connection next would read the database as it was
+    # then. Every cursor is closed before the connection goes back (backends/scope.py),
+    # as MySQL's streaming cursors are.
+    dataflow_closes_every_cursor = True
 
     def dataflow_uses_pool(self) -> bool:
         return super().dataflow_uses_pool() and not self.is_in_memory_db()
