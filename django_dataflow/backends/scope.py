@@ -92,12 +92,13 @@ class TransactionScopeMixin(WrapperBase):
 
     # pool_scope == "transaction" (set from the entry's options with the pool).
     _dataflow_transaction_scope = False
-    # Vendors whose every DB-API cursor must be closed before the connection goes back
-    # (SQLite: a cursor with rows left unread holds its WAL read snapshot). With the
+    # The cursors made by make_cursor must be closed before the connection goes back
+    # (vendors set it: SQLite's every cursor, whose rows left unread hold a WAL read
+    # snapshot; MySQL's on a connection whose cursor class streams its rows). With the
     # request scope each is tracked (SessionCleanupMixin._dataflow_track_cursor); with
     # the transaction scope the Django cursors wrapping them are tracked already and
     # closed the same way (_dataflow_close_live_cursors).
-    dataflow_closes_every_cursor = False
+    _dataflow_tracks_cursors = False
     # (SessionCleanupMixin's: the DB-API cursors to close before the connection goes back.)
     _dataflow_open_cursors: list[weakref.ref[Any]] | None = None
     # Reasons to keep the connection whatever else says: pooled_session() blocks, and
@@ -124,7 +125,7 @@ class TransactionScopeMixin(WrapperBase):
                 self._dataflow_live_cursors = [weakref.ref(wrapped)]
                 return wrapped
             return self._dataflow_scoped(wrapped)
-        if self.dataflow_closes_every_cursor:
+        if self._dataflow_tracks_cursors:
             # _dataflow_track_cursor, its common case inlined (a call per query).
             if self._dataflow_open_cursors is None:
                 self._dataflow_open_cursors = [weakref.ref(cursor)]
@@ -136,7 +137,7 @@ class TransactionScopeMixin(WrapperBase):
         wrapped = super().make_debug_cursor(cursor)
         if self._dataflow_transaction_scope:
             return self._dataflow_scoped(wrapped)
-        if self.dataflow_closes_every_cursor:
+        if self._dataflow_tracks_cursors:
             self._dataflow_track_cursor(cursor)
         return wrapped
 

@@ -43,14 +43,11 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_mysql.DatabaseWrapper):
             return dict(UNKNOWN_SERVER)
         return django_mysql.DatabaseWrapper.mysql_server_data.func(self)
 
-    def create_cursor(self, name: str | None = None) -> Any:
-        cursor = super().create_cursor(name)
-        if isinstance(cursor.cursor, CursorUseResultMixIn):
-            # An unbuffered cursor (OPTIONS["cursorclass"] = SSCursor) streams its rows:
-            # rows left unread are still on the connection, and the next borrower's
-            # first query would fail with "Commands out of sync" (the server status
-            # flags the pool reads come from the previous reply and cannot tell). It is
-            # closed, which reads and drops them, before the connection goes back (see
-            # _dataflow_close_open_cursors).
-            self._dataflow_track_cursor(cursor)
-        return cursor
+    def dataflow_after_checkout(self, connection: Any) -> None:
+        # An unbuffered cursor (OPTIONS["cursorclass"] = SSCursor) streams its rows: rows
+        # left unread are still on the connection, and the next borrower's first query
+        # would fail with "Commands out of sync" (the server status flags the pool reads
+        # come from the previous reply and cannot tell). Such cursors are closed, which
+        # reads and drops the rows, before the connection goes back (make_cursor tracks
+        # them, backends/scope.py; _dataflow_close_open_cursors closes them).
+        self._dataflow_tracks_cursors = issubclass(connection.cursorclass, CursorUseResultMixIn)

@@ -32,12 +32,13 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_postgresql.DatabaseWrap
     # Django's PostgreSQL get_connection_params() only builds the dict (backends/pools.py).
     dataflow_params_set_attributes = False
 
-    def create_cursor(self, name: str | None = None) -> Any:
-        cursor = super().create_cursor(name)
-        if name is not None:
-            # A server-side cursor (QuerySet.iterator()): closed before the connection
-            # goes back, if its iterator left it open (see _dataflow_close_open_cursors).
-            self._dataflow_track_cursor(cursor)
+    def chunked_cursor(self) -> Any:
+        # The only way Django makes a server-side cursor (QuerySet.iterator()): closed
+        # before the connection goes back, if its iterator left it open (see
+        # _dataflow_close_open_cursors). Here rather than in create_cursor, which every
+        # query goes through.
+        cursor = super().chunked_cursor()
+        self._dataflow_track_cursor(cursor.cursor)
         return cursor
 
     def ensure_timezone(self) -> bool:

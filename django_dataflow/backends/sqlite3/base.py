@@ -41,7 +41,7 @@ class DatabaseWrapper(PooledDatabaseWrapperMixin, django_sqlite3.DatabaseWrapper
     # snapshot: whoever borrows the connection next would read the database as it was
     # then. Every cursor is closed before the connection goes back (backends/scope.py),
     # as MySQL's streaming cursors are.
-    dataflow_closes_every_cursor = True
+    _dataflow_tracks_cursors = True
 
     def dataflow_uses_pool(self) -> bool:
         return super().dataflow_uses_pool() and not self.is_in_memory_db()
