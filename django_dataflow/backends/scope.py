@@ -214,8 +214,8 @@ class TransactionScopeMixin(WrapperBase):
         same (the end of a request, ``close()``), as the session's end would with
         Django's own backend: a SQLite cursor with a SELECT not read to its end holds its
         WAL read snapshot, which the next borrower would read the database through. With
-        the transaction scope these are the cursors that SQLite's ``create_cursor``
-        would track (``backends/sqlite3/base.py``)."""
+        the transaction scope these stand in for the DB-API cursors that ``make_cursor``
+        tracks otherwise (``_dataflow_tracks_cursors``)."""
         live, self._dataflow_live_cursors = self._dataflow_live_cursors, None
         for ref in live or ():
             cursor = ref()

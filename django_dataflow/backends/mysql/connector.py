@@ -70,13 +70,11 @@ def mapped_client_library(maps: str | None = None) -> str | None:
     return None
 
 
-StatusFunctions = tuple[Callable[[Any], "int | None"], Callable[[Any], bool]]
-
-
-def _server_status_functions(library_path: str | None = None) -> StatusFunctions | None:
-    """Two functions over the client library that mysqlclient uses: one returning a
-    connection's server status flags (None when it cannot tell), and ``is_clean``'s
-    answer from them; None if the library cannot tell."""
+def _server_status_reader(
+    library_path: str | None = None,
+) -> Callable[[Any], int | None] | None:
+    """A function returning a connection's server status flags, or None if the client
+    library that mysqlclient uses cannot tell."""
     path = library_path or mapped_client_library()
     if path is None:
         return None
@@ -116,37 +114,10 @@ def _server_status_functions(library_path: str | None = None) -> StatusFunctions
             return None
         return int(status.value)
 
-    def is_clean(connection: Any) -> bool:
-        # read() and the test of its flags in one call: the pool asks at every park.
-        # Autocommit on too: a raw "SET autocommit = 0" (no transaction open yet) would
-        # otherwise be parked, and the thread's next request, which Django believes
-        # autocommitted, would write into a transaction its return rolls back. Checked
-        # in instead, the next checkout restores the mode. (With AUTOCOMMIT False,
-        # nothing is parked.)
-        if not connection.open:
-            return False
-        handle, pointer, status = getattr(
-            connection, "_dataflow_status_arguments", None
-        ) or arguments_of(connection)
-        if get_info(handle, what, pointer) != b"\x00":
-            return False
-        flags = status.value
-        return bool(
-            flags & SERVER_STATUS_AUTOCOMMIT
-            and not flags & (SERVER_STATUS_IN_TRANS | SERVER_MORE_RESULTS_EXISTS)
-        )
-
-    return read, is_clean
+    return read
 
 
-def _server_status_reader(library_path: str | None = None) -> Callable[[Any], int | None] | None:
-    """The first of ``_server_status_functions``, or None."""
-    functions = _server_status_functions(library_path)
-    return functions[0] if functions is not None else None
-
-
-_status_functions = _server_status_functions()
-read_server_status = _status_functions[0] if _status_functions is not None else None
+read_server_status = _server_status_reader()
 
 
 def _session_resetter(library_path: str | None = None) -> Callable[[Any], bool] | None:
@@ -176,13 +147,6 @@ reset_session = _session_resetter()
 
 
 class MySQLConnector(DjangoConnector):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if read_server_status is not None and _status_functions and not self.reset_on_return:
-            # One call per park instead of two (this method, then the read): the
-            # instance attribute comes before the class's method.
-            self.is_clean = _status_functions[1]  # type: ignore[method-assign, assignment]
-
     def opened(self, connection: Any, params: dict[str, Any]) -> None:
         # A session reset forgets what OPTIONS["init_command"] set (sql_mode...): kept
         # to run it again. (The character set of the handshake survives a reset.)
@@ -245,10 +209,20 @@ class MySQLConnector(DjangoConnector):
         return True
 
     def is_clean(self, connection: Any) -> bool:
-        # Cannot tell without the reader; or every borrower gets a session reset (never
-        # parked). Otherwise __init__ put the reader's own is_clean in this method's
-        # place (see _server_status_functions).
-        return False
+        if read_server_status is None or self.reset_on_return:
+            # Cannot tell; or every borrower gets a session reset (never parked).
+            return False
+        status = read_server_status(connection)
+        # Autocommit on too: a raw "SET autocommit = 0" (no transaction open yet) would
+        # otherwise be parked, and the thread's next request, which Django believes
+        # autocommitted, would write into a transaction its return rolls back. Checked
+        # in instead, the next checkout restores the mode. (With AUTOCOMMIT False,
+        # nothing is parked.)
+        return bool(
+            status is not None
+            and status & SERVER_STATUS_AUTOCOMMIT
+            and not status & (SERVER_STATUS_IN_TRANS | SERVER_MORE_RESULTS_EXISTS)
+        )
 
     def is_disconnect(self, error: BaseException, connection: Any) -> bool:
         cause = error.__cause__ if error.__cause__ is not None else error
