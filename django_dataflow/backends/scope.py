@@ -67,9 +67,17 @@ class _ScopedCursor:
             db = self.db  # type: ignore[attr-defined]
             live = db._dataflow_live_cursors
             if live is not None and len(live) == 1 and live[0]() is self:
-                # The common case, inlined (a call per query): the wrapper's only cursor.
+                # The common case, inlined (two calls per query): the wrapper's only
+                # cursor, and _dataflow_end_of_scope's checks.
                 db._dataflow_live_cursors = None
-                db._dataflow_end_of_scope()
+                if not (
+                    db._dataflow_pins
+                    or not db.autocommit
+                    or db._dataflow_parked
+                    or db.closed_in_transaction
+                    or db._dataflow_park()
+                ):
+                    db._dataflow_check_in_unparked()
             else:
                 db._dataflow_cursor_closed()
 
@@ -85,6 +93,10 @@ def _scoped_class(cursor_class: type) -> type:
         scoped = type(f"Scoped{cursor_class.__name__}", (_ScopedCursor, cursor_class), {})
         _scoped_classes[cursor_class] = scoped
     return scoped
+
+
+# The class of the cursors make_cursor returns under the transaction scope.
+_ScopedCursorWrapper = _scoped_class(CursorWrapper)
 
 
 class TransactionScopeMixin(WrapperBase):
@@ -116,15 +128,14 @@ class TransactionScopeMixin(WrapperBase):
     def make_cursor(self, cursor: Any) -> Any:
         # Django's own make_cursor, inlined (a call per query; no vendor overrides it,
         # tests/backends/test_transaction_scope.py checks that it is still this).
-        wrapped = CursorWrapper(cursor, self)
         if self._dataflow_transaction_scope and self._dataflow_lease.record is not None:
-            # _dataflow_scoped, inlined for the common case (a call per query).
-            scoped = _scoped_classes.get(wrapped.__class__)
-            if scoped is not None and self._dataflow_live_cursors is None:
-                wrapped.__class__ = scoped
+            if self._dataflow_live_cursors is None:
+                # _dataflow_scoped, inlined for the common case (a call per query).
+                wrapped = _ScopedCursorWrapper(cursor, self)
                 self._dataflow_live_cursors = [weakref.ref(wrapped)]
                 return wrapped
-            return self._dataflow_scoped(wrapped)
+            return self._dataflow_scoped(CursorWrapper(cursor, self))
+        wrapped = CursorWrapper(cursor, self)
         if self._dataflow_tracks_cursors:
             # _dataflow_track_cursor, its common case inlined (a call per query).
             if self._dataflow_open_cursors is None:
@@ -198,9 +209,14 @@ class TransactionScopeMixin(WrapperBase):
             or (self._dataflow_live_cursors and any(map(_is_open, self._dataflow_live_cursors)))
         ):
             return
-        # Parking checks the rest (an atomic block, foreign-key checks off, a shared
-        # connection, no connection held) and does nothing if any holds.
-        if self._dataflow_park() or (
+        if not self._dataflow_park():
+            self._dataflow_check_in_unparked()
+
+    def _dataflow_check_in_unparked(self) -> None:
+        """The connection is idle but was not parked: check it in through ``close()``,
+        unless parking refused because something keeps it (an atomic block, foreign-key
+        checks off, a shared connection; or there is no pooled connection held)."""
+        if (
             self.in_atomic_block
             or self._dataflow_lease.record is None
             or self._dataflow_constraints_off

@@ -9,10 +9,13 @@ The status is read from the very library mysqlclient's ``_mysql`` module is link
 against, as mapped into this process (``/proc/self/maps``): a wheel that bundles its own
 libmariadb and a system copy of it are two libraries, and a connection handle of one
 must never reach the other. Where that library cannot be found (no ``/proc``, MySQL's
-libmysqlclient), the reader is off and every return rolls back. The library is loaded
-with ``ctypes.PyDLL``, which keeps the interpreter lock for the call: the read takes
-half a microsecond, and giving the lock up and taking it back among fifty busy threads
-costs far more than that.
+libmysqlclient), the reader is off and every return rolls back. The status is read
+where the library keeps it, the ``server_status`` field of the connection's ``MYSQL``
+struct (``layout.py``: no foreign call at each park), once the struct's layout was
+checked against the library's answer for that connection; otherwise through
+``mariadb_get_infov()``, loaded with ``ctypes.PyDLL``, which keeps the interpreter lock
+for the call: giving the lock up and taking it back among fifty busy threads costs far
+more than the call.
 
 With ``pool_reset_on_return``, every return resets the session with the same library's
 ``mysql_reset_connection`` (``COM_RESET_CONNECTION``), called through ``ctypes.CDLL``,
@@ -31,6 +34,7 @@ from typing import Any
 import MySQLdb
 
 from django_dataflow.backends.connector import SETUP_DUE, DjangoConnector
+from django_dataflow.backends.mysql import layout
 
 logger = logging.getLogger("django_dataflow.pool")
 
@@ -91,30 +95,66 @@ def _server_status_reader(
     capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
     what = ctypes.c_int(MARIADB_CONNECTION_SERVER_STATUS)
 
-    def arguments_of(connection: Any) -> tuple[Any, Any, Any]:
-        # The MYSQL handle lives inside the connection object, so its address never
-        # changes: looked up once, with the buffer the status is written to (one per
-        # connection: one thread at a time uses a connection, and PyDLL keeps the
-        # interpreter lock from the call to the read of the buffer).
+    class StatusThroughLibrary:
+        """The status flags through ``mariadb_get_infov()``: for a connection whose
+        ``MYSQL`` struct the layout mirror does not match (``layout.py``)."""
+
+        __slots__ = ("buffer", "handle", "pointer")
+
+        def __init__(self, handle: ctypes.c_void_p) -> None:
+            self.handle = handle
+            # One buffer per connection: one thread at a time uses a connection, and
+            # PyDLL keeps the interpreter lock from the call to the read of the buffer.
+            self.buffer = ctypes.c_uint()
+            self.pointer = ctypes.byref(self.buffer)
+
+        @property
+        def value(self) -> int | None:
+            if get_info(self.handle, what, self.pointer) != b"\x00":
+                return None
+            return int(self.buffer.value)
+
+    def status_of(connection: Any) -> Any:
+        """Once per connection: what its status flags are read from (``.value``).
+        The MYSQL handle lives inside the connection object, so its address never
+        changes."""
         native = capsule_pointer(
             connection._get_native_connection(), b"_mysql.connection.native_connection"
         )
-        status = ctypes.c_uint()
-        arguments = (ctypes.c_void_p(native), ctypes.byref(status), status)
-        connection._dataflow_status_arguments = arguments
-        return arguments
+        handle = ctypes.c_void_p(native)
+        through_library = StatusThroughLibrary(handle)
+        library_status = through_library.value
+        view = None
+        if library_status is not None:
+            view = layout.verified_status_view(connection, native, library_status)
+            if view is None and not _layout_mismatch_logged:
+                _log_layout_mismatch(path)
+        connection._dataflow_mysql_handle = handle
+        status = connection._dataflow_status = through_library if view is None else view
+        return status
 
     def read(connection: Any) -> int | None:
         if not connection.open:
             return None
-        handle, pointer, status = getattr(
-            connection, "_dataflow_status_arguments", None
-        ) or arguments_of(connection)
-        if get_info(handle, what, pointer) != b"\x00":
-            return None
-        return int(status.value)
+        status = getattr(connection, "_dataflow_status", None)
+        if status is None:
+            status = status_of(connection)
+        return status.value
 
     return read
+
+
+_layout_mismatch_logged = False
+
+
+def _log_layout_mismatch(path: str) -> None:
+    global _layout_mismatch_logged
+    _layout_mismatch_logged = True
+    logger.info(
+        "The MYSQL struct of %s does not match django_dataflow's mirror of it: the "
+        "server status is read through mariadb_get_infov() instead (a little slower).",
+        path,
+    )
 
 
 read_server_status = _server_status_reader()
@@ -137,8 +177,8 @@ def _session_resetter(library_path: str | None = None) -> Callable[[Any], bool] 
 
     def reset(connection: Any) -> bool:
         # read_server_status() looked the MYSQL handle up just before.
-        arguments = getattr(connection, "_dataflow_status_arguments", None)
-        return arguments is not None and reset_connection(arguments[0]) == 0
+        handle = getattr(connection, "_dataflow_mysql_handle", None)
+        return handle is not None and reset_connection(handle) == 0
 
     return reset
 
