@@ -129,12 +129,15 @@ class TransactionScopeMixin(WrapperBase):
         # Django's own make_cursor, inlined (a call per query; no vendor overrides it,
         # tests/backends/test_transaction_scope.py checks that it is still this).
         if self._dataflow_transaction_scope and self._dataflow_lease.record is not None:
-            if self._dataflow_live_cursors is None:
-                # _dataflow_scoped, inlined for the common case (a call per query).
-                wrapped = _ScopedCursorWrapper(cursor, self)
+            # Made as the scoped class, never switched to it: an object whose class was
+            # switched after it was made reads every attribute the slow way.
+            wrapped = _ScopedCursorWrapper(cursor, self)
+            live = self._dataflow_live_cursors
+            if live is None:
                 self._dataflow_live_cursors = [weakref.ref(wrapped)]
-                return wrapped
-            return self._dataflow_scoped(CursorWrapper(cursor, self))
+            else:
+                live.append(weakref.ref(wrapped))
+            return wrapped
         wrapped = CursorWrapper(cursor, self)
         if self._dataflow_tracks_cursors:
             # _dataflow_track_cursor, its common case inlined (a call per query).
@@ -153,6 +156,7 @@ class TransactionScopeMixin(WrapperBase):
         return wrapped
 
     def _dataflow_scoped(self, wrapped: Any) -> Any:
+        # (Only for the debug cursor, which the vendor makes: its class is switched.)
         if self._dataflow_lease.record is None:
             return wrapped  # not a pooled connection (__no_db__, SQLite in memory)
         wrapped.__class__ = _scoped_class(wrapped.__class__)
