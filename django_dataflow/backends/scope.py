@@ -132,11 +132,11 @@ class TransactionScopeMixin(WrapperBase):
             # Made as the scoped class, never switched to it: an object whose class was
             # switched after it was made reads every attribute the slow way.
             wrapped = _ScopedCursorWrapper(cursor, self)
-            live = self._dataflow_live_cursors
-            if live is None:
+            # _dataflow_track_live, its common case inlined (a call per query).
+            if self._dataflow_live_cursors is None:
                 self._dataflow_live_cursors = [weakref.ref(wrapped)]
             else:
-                live.append(weakref.ref(wrapped))
+                self._dataflow_track_live(wrapped)
             return wrapped
         wrapped = CursorWrapper(cursor, self)
         if self._dataflow_tracks_cursors:
@@ -160,12 +160,16 @@ class TransactionScopeMixin(WrapperBase):
         if self._dataflow_lease.record is None:
             return wrapped  # not a pooled connection (__no_db__, SQLite in memory)
         wrapped.__class__ = _scoped_class(wrapped.__class__)
+        self._dataflow_track_live(wrapped)
+        return wrapped
+
+    def _dataflow_track_live(self, wrapped: Any) -> None:
+        """Remember a Django cursor open on the connection held (weakly)."""
         live = self._dataflow_live_cursors
         if live is None:
             self._dataflow_live_cursors = [weakref.ref(wrapped)]
         else:
             live.append(weakref.ref(wrapped))
-        return wrapped
 
     def _dataflow_cursor_closed(self) -> None:
         live = self._dataflow_live_cursors
